@@ -1,0 +1,128 @@
+"""The data that crosses the model boundary: messages, tool calls, responses, usage."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant", "tool"]
+FinishReason = Literal["stop", "length", "tool_calls", "stopped", "cancelled"]
+
+
+def new_call_id() -> str:
+    return "call_" + uuid.uuid4().hex[:12]
+
+
+class ToolCall(BaseModel):
+    """One call of a tool by name with JSON arguments."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    id: str = Field(default_factory=new_call_id)
+
+
+class Message(BaseModel):
+    """One chat message. ``tool`` messages answer the call named by ``tool_call_id``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Role
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    @classmethod
+    def system(cls, content: str) -> Message:
+        return cls(role="system", content=content)
+
+    @classmethod
+    def user(cls, content: str) -> Message:
+        return cls(role="user", content=content)
+
+    @classmethod
+    def assistant(cls, content: str = "", tool_calls: tuple[ToolCall, ...] = ()) -> Message:
+        return cls(role="assistant", content=content, tool_calls=tool_calls)
+
+    @classmethod
+    def tool(cls, call: ToolCall, content: str) -> Message:
+        return cls(role="tool", content=content, tool_call_id=call.id, name=call.name)
+
+
+class ToolSpec(BaseModel):
+    """What a model is told about a tool: its name, description and JSON schema."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+
+    def openai_format(self) -> dict[str, Any]:
+        """The ``{"type": "function", "function": {...}}`` shape chat templates expect."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        }
+
+
+class TokenLogprob(BaseModel):
+    """A generated token and its log-probability under the model (before constraints)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token: str
+    logprob: float
+
+
+class Usage(BaseModel):
+    """What one model call consumed.
+
+    ``prompt_tokens == cached_tokens + evaluated_tokens``: cached tokens were reused
+    from the KV cache of the previous call, evaluated ones went through the model.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    evaluated_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            evaluated_tokens=self.evaluated_tokens + other.evaluated_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            seconds=self.seconds + other.seconds,
+        )
+
+
+class ModelResponse(BaseModel):
+    """What a model step produced: text, tool calls, or both."""
+
+    model_config = ConfigDict(frozen=True)
+
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason = "stop"
+    usage: Usage = Field(default_factory=Usage)
+    logprobs: tuple[TokenLogprob, ...] = ()
+    model: str = ""
+    raw_text: str = ""
+    """The text exactly as generated, before tool-call parsing."""
+
+    def as_message(self) -> Message:
+        return Message.assistant(self.content, self.tool_calls)

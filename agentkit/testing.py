@@ -1,0 +1,220 @@
+"""Test doubles shipped with the library, so tests need no real model.
+
+``ScriptedModel`` replays a script of turns. It fails loudly (``ScriptError``) when it is
+called more often than the script allows, when a turn's expectation does not hold, and,
+on ``verify()`` or leaving a ``with`` block, when turns were left unconsumed.
+
+    model = ScriptedModel([
+        call("add", a=2, b=3),
+        reply("The sum is 5."),
+    ])
+    with model:
+        Agent(model, tools=[add]).run("What is 2 + 3?")
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from ._errors import ScriptError
+from ._messages import Message, ModelResponse, TokenLogprob, ToolCall, ToolSpec, Usage
+from ._model import Sampling, TokenCallback
+
+__all__ = ["ScriptedModel", "Turn", "call", "calls", "reply"]
+
+Responder = Callable[[Sequence[Message], Sequence[ToolSpec]], ModelResponse]
+Expectation = Callable[[Sequence[Message], Sequence[ToolSpec]], object]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One scripted model turn: a fixed response or a function computing one."""
+
+    respond: ModelResponse | Responder
+    expect: Expectation | None = None
+    """Optional check of the request; a falsy result or an exception is a ScriptError."""
+    logprob: float = -0.05
+    """Log-probability reported for every generated token (confidence tests lower it)."""
+    delay: float = 0.0
+    """Seconds to sleep per call, for timeout and concurrency tests."""
+
+
+def call(name: str, /, **arguments: Any) -> Turn:
+    """A turn that calls one tool."""
+    return Turn(ModelResponse(tool_calls=(ToolCall(name=name, arguments=arguments),),
+                              finish_reason="tool_calls"))
+
+
+def calls(*pairs: tuple[str, dict[str, Any]]) -> Turn:
+    """A turn that calls several tools at once: ``calls(("a", {...}), ("b", {...}))``."""
+    tool_calls = tuple(ToolCall(name=n, arguments=a) for n, a in pairs)
+    return Turn(ModelResponse(tool_calls=tool_calls, finish_reason="tool_calls"))
+
+
+def reply(text: str) -> Turn:
+    """A turn that answers in plain text."""
+    return Turn(ModelResponse(content=text, finish_reason="stop"))
+
+
+_PIECE = re.compile(r"\s*\S+|\s+")
+
+
+def _estimate_tokens(text: str) -> int:
+    return max(1, len(text) // 4) if text else 0
+
+
+@dataclass
+class ScriptedModel:
+    """A ChatModel that replays ``script`` in order, one turn per ``complete`` call."""
+
+    script: Sequence[Turn | ModelResponse | str]
+    name: str = "scripted"
+    context_size: int = 8192
+    parameters: int = 1_000_000
+    requests: list[list[Message]] = field(default_factory=list, init=False)
+    """Every request received, in order, for assertions in tests."""
+    _turns: list[Turn] = field(init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _last_prompt: str = field(default="", init=False)
+
+    def __post_init__(self) -> None:
+        self._turns = [self._as_turn(t) for t in self.script]
+
+    @staticmethod
+    def _as_turn(item: Turn | ModelResponse | str) -> Turn:
+        if isinstance(item, Turn):
+            return item
+        if isinstance(item, str):
+            return reply(item)
+        return Turn(item)
+
+    @property
+    def remaining(self) -> int:
+        return len(self._turns) - len(self.requests)
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        sampling: Sampling | None = None,
+        on_token: TokenCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ModelResponse:
+        with self._lock:
+            index = len(self.requests)
+            self.requests.append(list(messages))
+            if index >= len(self._turns):
+                last = messages[-1] if messages else None
+                raise ScriptError(
+                    f"{self.name}: unexpected call #{index + 1}; the script has only "
+                    f"{len(self._turns)} turn(s). Last message: {last!r}"
+                )
+            turn = self._turns[index]
+            prompt = "".join(f"{m.role}:{m.content}{m.tool_calls}" for m in messages)
+            shared = _common_prefix(self._last_prompt, prompt)
+            self._last_prompt = prompt
+        if turn.expect is not None:
+            try:
+                ok = turn.expect(messages, tools)
+            except Exception as exc:
+                raise ScriptError(f"{self.name}: turn {index + 1} expectation failed: {exc}") \
+                    from exc
+            if not ok:
+                raise ScriptError(f"{self.name}: turn {index + 1} expectation was not met")
+        started = time.perf_counter()
+        if turn.delay:
+            time.sleep(turn.delay)
+        response = turn.respond if isinstance(turn.respond, ModelResponse) \
+            else turn.respond(messages, tools)
+        return self._finish(response, prompt, shared, turn, started, on_token, cancel)
+
+    def _finish(
+        self,
+        response: ModelResponse,
+        prompt: str,
+        shared: int,
+        turn: Turn,
+        started: float,
+        on_token: TokenCallback | None,
+        cancel: threading.Event | None,
+    ) -> ModelResponse:
+        content = response.content
+        finish = response.finish_reason
+        pieces = _PIECE.findall(content)
+        emitted: list[str] = []
+        for piece in pieces:
+            if cancel is not None and cancel.is_set():
+                finish = "cancelled"
+                break
+            emitted.append(piece)
+            if on_token is not None and on_token(piece):
+                finish = "stopped"
+                break
+        if finish in ("stopped", "cancelled"):
+            content = "".join(emitted)
+            tool_calls: tuple[ToolCall, ...] = ()
+        else:
+            tool_calls = response.tool_calls
+        completion = len(emitted) + sum(
+            _estimate_tokens(str(c.arguments)) + 2 for c in tool_calls
+        )
+        prompt_tokens = _estimate_tokens(prompt)
+        cached = min(prompt_tokens, shared // 4)
+        usage = Usage(
+            prompt_tokens=prompt_tokens,
+            cached_tokens=cached,
+            evaluated_tokens=prompt_tokens - cached,
+            completion_tokens=completion,
+            seconds=time.perf_counter() - started,
+        )
+        logprobs = tuple(TokenLogprob(token=p, logprob=turn.logprob) for p in emitted)
+        if tool_calls and not logprobs:
+            logprobs = (TokenLogprob(token=tool_calls[0].name, logprob=turn.logprob),)
+        return response.model_copy(update={
+            "content": content,
+            "tool_calls": tool_calls,
+            "finish_reason": finish,
+            "usage": usage,
+            "logprobs": logprobs,
+            "model": self.name,
+            "raw_text": response.raw_text or content,
+        })
+
+    def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> int:
+        text = "".join(f"{m.role}:{m.content}{m.tool_calls}" for m in messages)
+        return _estimate_tokens(text) + sum(_estimate_tokens(t.model_dump_json()) for t in tools)
+
+    def verify(self) -> None:
+        """Raise ScriptError if some scripted turns were never used."""
+        if self.remaining > 0:
+            raise ScriptError(
+                f"{self.name}: {self.remaining} scripted turn(s) were never consumed "
+                f"(used {len(self.requests)} of {len(self._turns)})"
+            )
+
+    def __enter__(self) -> ScriptedModel:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.verify()
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
