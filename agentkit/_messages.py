@@ -60,9 +60,7 @@ class ToolSpec(BaseModel):
 
     name: str
     description: str = ""
-    parameters: dict[str, Any] = Field(
-        default_factory=lambda: {"type": "object", "properties": {}}
-    )
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
     def openai_format(self) -> dict[str, Any]:
         """The ``{"type": "function", "function": {...}}`` shape chat templates expect."""

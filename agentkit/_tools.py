@@ -107,10 +107,11 @@ class Tool:
             if isinstance(default, FieldInfo):
                 fields[pname] = (hints[pname], default)
             else:
-                fields[pname] = (hints[pname], FieldInfo(default=default,
-                                                         description=arg_docs.get(pname)))
-        if any(p.startswith(f"tool {self.name!r}: parameter") or "*" in p
-               for p in self.problems):
+                fields[pname] = (
+                    hints[pname],
+                    FieldInfo(default=default, description=arg_docs.get(pname)),
+                )
+        if any(p.startswith(f"tool {self.name!r}: parameter") or "*" in p for p in self.problems):
             return None
         try:
             model = create_model(
@@ -144,7 +145,9 @@ class Tool:
         try:
             return self.args_model.model_validate(arguments)
         except ValidationError as exc:
-            raise ToolArgumentsError(self.name, _feedback(exc)) from exc
+            raise ToolArgumentsError(
+                self.name, _feedback(exc, list(self.args_model.model_fields))
+            ) from exc
 
     async def ainvoke(self, arguments: dict[str, Any]) -> Any:
         """Validate and run; sync functions run in a worker thread."""
@@ -177,7 +180,7 @@ def trim(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     keep = max(limit - 60, 20)
-    head, tail = text[: keep * 3 // 4], text[-(keep // 4):]
+    head, tail = text[: keep * 3 // 4], text[-(keep // 4) :]
     return f"{head}\n[... {len(text) - len(head) - len(tail)} characters cut ...]\n{tail}"
 
 
@@ -209,9 +212,15 @@ def tool(
     """Turn a typed function (sync or async) into a Tool. Usable bare or with options."""
 
     def wrap(f: Callable[..., Any]) -> Tool:
-        return Tool(f, name=name, description=description, timeout=timeout,
-                    max_output_chars=max_output_chars, idempotent=idempotent,
-                    volatile_args=frozenset(volatile_args))
+        return Tool(
+            f,
+            name=name,
+            description=description,
+            timeout=timeout,
+            max_output_chars=max_output_chars,
+            idempotent=idempotent,
+            volatile_args=frozenset(volatile_args),
+        )
 
     return wrap(fn) if fn is not None else wrap
 
@@ -223,8 +232,9 @@ def as_tool(item: Tool | Callable[..., Any] | Callable[..., Awaitable[Any]]) -> 
 def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
     import typing
 
-    return {k: v for k, v in typing.get_type_hints(fn, include_extras=True).items()
-            if k != "return"}
+    return {
+        k: v for k, v in typing.get_type_hints(fn, include_extras=True).items() if k != "return"
+    }
 
 
 _SECTION = re.compile(r"^(Args|Arguments|Parameters|Returns|Raises|Yields|Examples?):\s*$")
@@ -238,7 +248,7 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
     section: str | None = None
     current: str | None = None
     for line in doc.splitlines():
-        header = _SECTION.match(line.strip() + ("" if line.strip().endswith(":") else ""))
+        header = _SECTION.match(line.strip())
         if header and not line.startswith(" "):
             section = header.group(1)
             current = None
@@ -256,9 +266,16 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
     return summary, args
 
 
-def _feedback(exc: ValidationError) -> str:
+def _feedback(exc: ValidationError, allowed: list[str] | None = None) -> str:
+    """Validation errors as short sentences a small model can act on."""
     parts = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "(arguments)"
-        parts.append(f"{loc}: {err['msg']}")
+        if err["type"] == "extra_forbidden":
+            hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
+            parts.append(f"{loc}: unexpected argument{hint}")
+        elif err["type"] == "missing":
+            parts.append(f"{loc}: required argument is missing")
+        else:
+            parts.append(f"{loc}: {err['msg']}")
     return "; ".join(parts)

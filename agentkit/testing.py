@@ -47,8 +47,11 @@ class Turn:
 
 def call(name: str, /, **arguments: Any) -> Turn:
     """A turn that calls one tool."""
-    return Turn(ModelResponse(tool_calls=(ToolCall(name=name, arguments=arguments),),
-                              finish_reason="tool_calls"))
+    return Turn(
+        ModelResponse(
+            tool_calls=(ToolCall(name=name, arguments=arguments),), finish_reason="tool_calls"
+        )
+    )
 
 
 def calls(*pairs: tuple[str, dict[str, Any]]) -> Turn:
@@ -124,15 +127,19 @@ class ScriptedModel:
             try:
                 ok = turn.expect(messages, tools)
             except Exception as exc:
-                raise ScriptError(f"{self.name}: turn {index + 1} expectation failed: {exc}") \
-                    from exc
+                raise ScriptError(
+                    f"{self.name}: turn {index + 1} expectation failed: {exc}"
+                ) from exc
             if not ok:
                 raise ScriptError(f"{self.name}: turn {index + 1} expectation was not met")
         started = time.perf_counter()
         if turn.delay:
             time.sleep(turn.delay)
-        response = turn.respond if isinstance(turn.respond, ModelResponse) \
+        response = (
+            turn.respond
+            if isinstance(turn.respond, ModelResponse)
             else turn.respond(messages, tools)
+        )
         return self._finish(response, prompt, shared, turn, started, on_token, cancel)
 
     def _finish(
@@ -162,9 +169,7 @@ class ScriptedModel:
             tool_calls: tuple[ToolCall, ...] = ()
         else:
             tool_calls = response.tool_calls
-        completion = len(emitted) + sum(
-            _estimate_tokens(str(c.arguments)) + 2 for c in tool_calls
-        )
+        completion = len(emitted) + sum(_estimate_tokens(str(c.arguments)) + 2 for c in tool_calls)
         prompt_tokens = _estimate_tokens(prompt)
         cached = min(prompt_tokens, shared // 4)
         usage = Usage(
@@ -177,15 +182,17 @@ class ScriptedModel:
         logprobs = tuple(TokenLogprob(token=p, logprob=turn.logprob) for p in emitted)
         if tool_calls and not logprobs:
             logprobs = (TokenLogprob(token=tool_calls[0].name, logprob=turn.logprob),)
-        return response.model_copy(update={
-            "content": content,
-            "tool_calls": tool_calls,
-            "finish_reason": finish,
-            "usage": usage,
-            "logprobs": logprobs,
-            "model": self.name,
-            "raw_text": response.raw_text or content,
-        })
+        return response.model_copy(
+            update={
+                "content": content,
+                "tool_calls": tool_calls,
+                "finish_reason": finish,
+                "usage": usage,
+                "logprobs": logprobs,
+                "model": self.name,
+                "raw_text": response.raw_text or content,
+            }
+        )
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> int:
         text = "".join(f"{m.role}:{m.content}{m.tool_calls}" for m in messages)

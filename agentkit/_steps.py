@@ -1,0 +1,510 @@
+"""What one model step and one tool step do.
+
+Model step: the ladder's policy picks a tier; the prompt is condensed if it nears the
+window; the generation streams through the repetition detector; invalid tool calls go
+back to the model with the validation message a limited number of times.
+
+Tool step: every call on the last assistant message runs concurrently, each with its
+own timeout; a tool that raises or hangs becomes an observation, never a crash; each
+finished call is durable in the store before the step ends, so a resumed run replays
+it instead of running it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from ._context import condense
+from ._detect import DetectorConfig, ResponsePlan, Strike, diagnosis
+from ._detect_steps import LoopDetector, StepObservation
+from ._detect_stream import StreamDetector
+from ._errors import ConfigError, RunStopped, ToolError
+from ._events import (
+    BudgetWarning,
+    ContextCondensed,
+    DetectorStrike,
+    Event,
+    ModelCalled,
+    TierChosen,
+    ToolArgumentsRejected,
+    ToolCallFinished,
+)
+from ._graph import CompiledGraph, ModelNode, ToolNode
+from ._ladder import ModelLadder, StepSignals, as_ladder, decision_confidence
+from ._messages import Message, ModelResponse, ToolCall, Usage
+from ._model import ChatModel, Sampling
+from ._run import RunCounters
+from ._store import RunStore
+from ._tools import Tool, ToolArgumentsError
+
+_PROMPT_MARGIN = 16
+_MAX_STREAM_RETRIES = 2
+
+
+@dataclass
+class StepContext:
+    """Everything a step may read or change for one run."""
+
+    run_id: str
+    graph: CompiledGraph[Any]
+    store: RunStore
+    state: Any
+    counters: RunCounters
+    loop_detector: LoopDetector
+    detectors: DetectorConfig
+    responses: ResponsePlan
+    wind_down_steps: int
+    on_event: Callable[[Event], None] | None = None
+    replay: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    strikes: list[Strike] = field(default_factory=list)
+    can_escalate: bool = False
+    """Whether the ladder of the latest model step has a tier above the one used."""
+
+    def emit(self, event: Event) -> None:
+        self.store.add_event(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+
+@dataclass
+class StepOutcome:
+    """What the store records about a step beyond the new state."""
+
+    model: str | None = None
+    tier: int | None = None
+    usage: Usage = field(default_factory=Usage)
+    seconds: float = 0.0
+    compute: float = 0.0
+    content: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+
+# -- model step ----------------------------------------------------------------------
+
+
+async def run_model_step(ctx: StepContext, name: str, node: ModelNode) -> StepOutcome:
+    c = ctx.counters
+    configured = node.model if node.model is not None else ctx.graph.model
+    if configured is None:  # build() rejects this; kept for graphs mutated afterwards
+        raise ConfigError(f"model node {name!r} has no model")
+    ladder = as_ladder(configured)
+    tier = _choose_tier(ctx, name, node, ladder)
+    model = ladder.model(tier)
+    steps_left = (ctx.graph.max_steps - c.step) if ctx.graph.max_steps is not None else None
+    _warn_budget(ctx, steps_left)
+    tools = [] if steps_left == 0 else node.tool_list
+    specs = [t.spec for t in tools]
+    known = {t.name: t for t in tools}
+    sampling = _resampled(ctx, node.sampling) if c.resample_next else node.sampling
+    c.resample_next = False
+    total = Usage()
+    started = time.perf_counter()
+    saved = 0
+    stream_retries = argument_attempts = 0
+    compute = 0.0
+    while True:
+        messages = _prompt(ctx, node, model, specs, sampling)
+        stream = StreamDetector(ctx.detectors)
+        tripped: list[Strike] = []
+
+        def on_token(
+            piece: str, stream: StreamDetector = stream, tripped: list[Strike] = tripped
+        ) -> bool:
+            strike = stream.feed(piece)
+            if strike is not None:
+                tripped.append(strike)
+                return True
+            return False
+
+        response = await asyncio.to_thread(
+            model.complete, messages, tools=specs, sampling=sampling, on_token=on_token
+        )
+        total = total + response.usage
+        compute += _compute(response.usage, model.parameters)
+        _account_top_tier(ctx, ladder, response.usage)
+        if tripped:
+            saved += max(0, sampling.max_tokens - response.usage.completion_tokens)
+            action = respond_to_strikes(ctx, tripped, can_escalate=tier < len(ladder) - 1)
+            if stream_retries < _MAX_STREAM_RETRIES:
+                stream_retries += 1
+                if action == "resample":
+                    sampling = _resampled(ctx, sampling)
+                    c.resample_next = False
+                elif action == "escalate" and tier < len(ladder) - 1:
+                    tier = _escalate_now(ctx, name, ladder, tier, "degenerate text")
+                    model = ladder.model(tier)
+                continue
+        invalid = _invalid_calls(response, known)
+        if invalid and argument_attempts < node.argument_retries:
+            argument_attempts += 1
+            _send_back(ctx, response, invalid, argument_attempts)
+            continue
+        break
+    ctx.state.messages.append(response.as_message())
+    c.argument_failures = len(invalid)
+    c.previous_step_ok = not invalid and bool(response.content.strip() or response.tool_calls)
+    c.confidence = decision_confidence(response)
+    c.previous_tier = tier
+    ctx.can_escalate = tier < len(ladder) - 1
+    c.tiers[str(tier)] = c.tiers.get(str(tier), 0) + 1
+    c.add_usage(total)
+    c.compute += compute
+    c.tokens_saved += saved
+    ladder.record_speed(tier, total.evaluated_tokens, total.completion_tokens, total.seconds)
+    if not response.tool_calls and "answer" in type(ctx.state).model_fields:
+        ctx.state.answer = response.content.strip() or None
+    calls = [
+        {"id": tc.id, "name": tc.name, "arguments": tc.arguments} for tc in response.tool_calls
+    ]
+    ctx.emit(
+        ModelCalled(
+            run_id=ctx.run_id,
+            step=c.step,
+            model=model.name,
+            tier=tier,
+            prompt_tokens=total.prompt_tokens,
+            cached_tokens=total.cached_tokens,
+            evaluated_tokens=total.evaluated_tokens,
+            completion_tokens=total.completion_tokens,
+            seconds=total.seconds,
+            finish_reason=response.finish_reason,
+            content=response.content,
+            tool_calls=calls,
+            confidence=c.confidence,
+            tokens_saved=saved,
+        )
+    )
+    if not response.tool_calls:
+        _observe(
+            ctx,
+            StepObservation(
+                index=c.step,
+                tool_calls=(),
+                results=(),
+                content=response.content,
+                is_empty=not response.content.strip(),
+            ),
+        )
+    return StepOutcome(
+        model=model.name,
+        tier=tier,
+        usage=total,
+        seconds=time.perf_counter() - started,
+        compute=compute,
+        content=response.content,
+        tool_calls=calls,
+    )
+
+
+def _choose_tier(ctx: StepContext, name: str, node: ModelNode, ladder: ModelLadder) -> int:
+    c = ctx.counters
+    signals = StepSignals(
+        step=c.step,
+        node=name,
+        previous_tier=c.previous_tier,
+        previous_step_ok=c.previous_step_ok,
+        argument_failures=c.argument_failures,
+        detector_escalate=c.detector_escalate,
+        confidence=c.confidence,
+        tool_error_streak=c.tool_error_streak,
+        hint=node.tier_hint,
+        forced=c.forced_tier,
+    )
+    decision = ladder.policy.choose(signals, len(ladder))
+    tier = max(0, min(len(ladder) - 1, decision.tier))
+    c.forced_tier = None
+    c.detector_escalate = False
+    event = TierChosen(
+        run_id=ctx.run_id,
+        step=c.step,
+        node=name,
+        tier=tier,
+        model=ladder.tier_name(tier),
+        reason=decision.reason,
+        previous_tier=c.previous_tier,
+    )
+    if event.escalated:
+        c.escalations += 1
+    ctx.emit(event)
+    return tier
+
+
+def _escalate_now(ctx: StepContext, name: str, ladder: ModelLadder, tier: int, why: str) -> int:
+    new = tier + 1
+    ctx.counters.escalations += 1
+    ctx.emit(
+        TierChosen(
+            run_id=ctx.run_id,
+            step=ctx.counters.step,
+            node=name,
+            tier=new,
+            model=ladder.tier_name(new),
+            reason=f"escalate within the step: {why}",
+            previous_tier=tier,
+        )
+    )
+    return new
+
+
+def _warn_budget(ctx: StepContext, steps_left: int | None) -> None:
+    """Tell the model once when few steps remain, and again on its very last step."""
+    c = ctx.counters
+    if steps_left is None or steps_left > ctx.wind_down_steps:
+        return
+    if steps_left == 0:
+        note = (
+            "[agentkit] This is your last step: no more tools. Give your final answer "
+            "now, with what you have found so far."
+        )
+    elif not c.budget_warned:
+        note = (
+            f"[agentkit] Only {steps_left + 1} steps left. Finish soon: give your final "
+            "answer as soon as you can."
+        )
+    else:
+        return
+    c.budget_warned = True
+    ctx.state.messages.append(Message.user(note))
+    ctx.emit(BudgetWarning(run_id=ctx.run_id, step=c.step, steps_left=steps_left))
+
+
+def _prompt(
+    ctx: StepContext, node: ModelNode, model: ChatModel, specs: list[Any], sampling: Sampling
+) -> list[Message]:
+    system = [Message.system(node.system_prompt)] if node.system_prompt else []
+    budget = model.context_size - sampling.max_tokens - _PROMPT_MARGIN
+    messages = [*system, *ctx.state.messages]
+    condensed = condense(messages, lambda ms: model.count_tokens(ms, specs), budget)
+    if condensed is None:
+        return messages
+    ctx.state.messages = condensed.messages[len(system) :]
+    ctx.emit(
+        ContextCondensed(
+            run_id=ctx.run_id,
+            step=ctx.counters.step,
+            tokens_before=condensed.tokens_before,
+            tokens_after=condensed.tokens_after,
+            messages_condensed=condensed.folded,
+        )
+    )
+    return condensed.messages
+
+
+def _invalid_calls(response: ModelResponse, known: dict[str, Tool]) -> list[tuple[ToolCall, str]]:
+    invalid: list[tuple[ToolCall, str]] = []
+    for call in response.tool_calls:
+        tool = known.get(call.name)
+        if tool is None:
+            names = ", ".join(sorted(known)) or "none"
+            invalid.append((call, f"there is no tool named {call.name!r}; available: {names}"))
+            continue
+        try:
+            tool.validate(call.arguments)
+        except ToolArgumentsError as exc:
+            invalid.append((call, exc.feedback))
+    return invalid
+
+
+def _send_back(
+    ctx: StepContext, response: ModelResponse, invalid: list[tuple[ToolCall, str]], attempt: int
+) -> None:
+    """Show the model its invalid calls and why, so the next attempt can fix them."""
+    ctx.state.messages.append(response.as_message())
+    bad = {call.id: feedback for call, feedback in invalid}
+    for call in response.tool_calls:
+        if call.id in bad:
+            text = f"Error: invalid call, not executed: {bad[call.id]}. Fix it and call again."
+            ctx.emit(
+                ToolArgumentsRejected(
+                    run_id=ctx.run_id,
+                    step=ctx.counters.step,
+                    name=call.name,
+                    arguments=call.arguments,
+                    feedback=bad[call.id],
+                    attempt=attempt,
+                )
+            )
+        else:
+            text = "Not executed: another call in the same turn was invalid. Call it again."
+        ctx.state.messages.append(Message.tool(call, text))
+
+
+def _resampled(ctx: StepContext, sampling: Sampling) -> Sampling:
+    """Different sampling for a retry: hotter, wider, another seed."""
+    plan = ctx.responses.resample
+    ctx.counters.resamples += 1
+    return sampling.model_copy(
+        update={
+            "temperature": max(plan.temperature, sampling.temperature),
+            "top_k": max(sampling.top_k, plan.top_k),
+            "top_p": plan.top_p,
+            "repeat_penalty": max(sampling.repeat_penalty, plan.repeat_penalty),
+            "seed": plan.seed(sampling.seed or 0, ctx.counters.resamples),
+        }
+    )
+
+
+def _compute(usage: Usage, parameters: int) -> float:
+    """Billions of parameters times the tokens that went through the model."""
+    return (usage.evaluated_tokens + usage.completion_tokens) * parameters / 1e9
+
+
+def _account_top_tier(ctx: StepContext, ladder: ModelLadder, usage: Usage) -> None:
+    top = len(ladder) - 1
+    params = ladder.tier_parameters(top)
+    ctx.counters.top_tier_compute += _compute(usage, params)
+    ctx.counters.top_tier_seconds += ladder.estimated_seconds(
+        top, usage.evaluated_tokens, usage.completion_tokens
+    )
+
+
+# -- tool step -----------------------------------------------------------------------
+
+
+async def run_tool_step(ctx: StepContext, node: ToolNode) -> StepOutcome:
+    c = ctx.counters
+    last = ctx.state.messages[-1] if ctx.state.messages else None
+    calls = last.tool_calls if last is not None and last.role == "assistant" else ()
+    tools = {t.name: t for t in node.tool_list}
+    started = time.perf_counter()
+    results = await asyncio.gather(*(_run_call(ctx, tools, call) for call in calls))
+    for call, (text, _) in zip(calls, results, strict=True):
+        ctx.state.messages.append(Message.tool(call, text))
+    if calls:
+        errors = sum(1 for _, is_error in results if is_error)
+        c.tool_error_streak = c.tool_error_streak + 1 if errors == len(calls) else 0
+        _observe(
+            ctx,
+            StepObservation(
+                index=c.step,
+                tool_calls=tuple((call.name, call.arguments) for call in calls),
+                results=tuple(results),
+                content=last.content if last else "",
+                is_empty=False,
+            ),
+        )
+    return StepOutcome(
+        seconds=time.perf_counter() - started,
+        tool_calls=[
+            {
+                "id": call.id,
+                "name": call.name,
+                "arguments": call.arguments,
+                "result": text,
+                "is_error": is_error,
+            }
+            for call, (text, is_error) in zip(calls, results, strict=True)
+        ],
+    )
+
+
+async def _run_call(ctx: StepContext, tools: dict[str, Tool], call: ToolCall) -> tuple[str, bool]:
+    step = ctx.counters.step
+    if call.id in ctx.replay:
+        text, is_error = ctx.replay[call.id]
+        ctx.emit(
+            ToolCallFinished(
+                run_id=ctx.run_id,
+                step=step,
+                call_id=call.id,
+                name=call.name,
+                arguments=call.arguments,
+                result=text,
+                is_error=is_error,
+                replayed=True,
+            )
+        )
+        return text, is_error
+    ctx.store.tool_call_started(ctx.run_id, step, call.id, call.name, call.arguments)
+    started = time.perf_counter()
+    text, is_error = await _invoke(tools, call)
+    seconds = time.perf_counter() - started
+    ctx.store.tool_call_finished(ctx.run_id, call.id, text, is_error, seconds)
+    ctx.emit(
+        ToolCallFinished(
+            run_id=ctx.run_id,
+            step=step,
+            call_id=call.id,
+            name=call.name,
+            arguments=call.arguments,
+            result=text,
+            is_error=is_error,
+            seconds=seconds,
+        )
+    )
+    return text, is_error
+
+
+async def _invoke(tools: dict[str, Tool], call: ToolCall) -> tuple[str, bool]:
+    tool = tools.get(call.name)
+    if tool is None:
+        return (
+            f"Error: there is no tool named {call.name!r}; available: "
+            f"{', '.join(sorted(tools)) or 'none'}"
+        ), True
+    try:
+        result = await asyncio.wait_for(tool.ainvoke(call.arguments), tool.timeout)
+    except ToolArgumentsError as exc:
+        return f"Error: invalid arguments: {exc.feedback}", True
+    except ToolError as exc:
+        return f"Error: {exc}", True
+    except asyncio.TimeoutError:
+        return (
+            f"Error: {call.name} did not finish within {tool.timeout:g} s and was "
+            "abandoned; try a smaller request or another approach"
+        ), True
+    except Exception as exc:  # a tool's own bug or failure is an observation
+        return f"Error: {call.name} failed: {type(exc).__name__}: {exc}", True
+    return tool.render(result), False
+
+
+# -- detectors ------------------------------------------------------------------------
+
+
+def _observe(ctx: StepContext, observation: StepObservation) -> None:
+    strikes = ctx.loop_detector.observe(observation)
+    if strikes:
+        respond_to_strikes(ctx, strikes, can_escalate=ctx.can_escalate)
+
+
+def respond_to_strikes(ctx: StepContext, strikes: list[Strike], *, can_escalate: bool) -> str:
+    """Apply the graded response to new strikes; returns the last response applied."""
+    c = ctx.counters
+    action = "nudge"
+    for strike in strikes:
+        c.strikes += 1
+        ctx.strikes.append(strike)
+        action = ctx.responses.next_response(c.strikes, can_escalate)
+        ctx.emit(
+            DetectorStrike(
+                run_id=ctx.run_id,
+                step=c.step,
+                detector=strike.detector,
+                message=strike.message,
+                window=strike.window,
+                steps=list(strike.steps),
+                response=action,
+            )
+        )
+        c.strike_log.append(
+            {"detector": strike.detector, "steps": list(strike.steps), "response": action}
+        )
+        if action == "stop":
+            raise RunStopped(diagnosis(ctx.strikes), run_id=ctx.run_id, step=c.step)
+        if action == "nudge":
+            ctx.state.messages.append(Message.user(f"[agentkit] {strike.message}"))
+        elif action == "resample":
+            c.resample_next = True
+        elif action == "escalate":
+            c.detector_escalate = True
+    return action
+
+
+def state_has_messages(state: BaseModel) -> bool:
+    return "messages" in type(state).model_fields

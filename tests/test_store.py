@@ -1,0 +1,170 @@
+"""The SQLite run store: schema, writes, reads, controls, bad databases."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from agentkit._errors import SchemaVersionError, StoreError
+from agentkit._events import DetectorStrike, ModelCalled, RunStarted, TierChosen
+from agentkit._store import SCHEMA_VERSION, RunStore, StepRow
+
+
+def step(run_id: str, idx: int, tier: int | None = 0) -> StepRow:
+    return StepRow(
+        run_id=run_id,
+        idx=idx,
+        node="model",
+        kind="model",
+        started_at=1.0,
+        finished_at=2.0,
+        state_json=json.dumps({"state": {}, "counters": {}}),
+        model="m",
+        tier=tier,
+        prompt_tokens=100,
+        cached_tokens=80,
+        evaluated_tokens=20,
+        completion_tokens=10,
+        seconds=0.5,
+        compute=0.1,
+        next_node="tools",
+    )
+
+
+def test_wal_mode_and_schema_version(store: RunStore) -> None:
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+    assert int(version) == SCHEMA_VERSION
+
+
+def test_run_lifecycle_and_totals(store: RunStore) -> None:
+    store.create_run("r1", name="calc", task="2+2", graph={"nodes": {"model": "model"}})
+    store.save_step(step("r1", 1, tier=0))
+    store.save_step(step("r1", 2, tier=1))
+    store.add_event(
+        TierChosen(
+            run_id="r1",
+            step=2,
+            node="model",
+            tier=1,
+            model="big",
+            reason="low confidence",
+            previous_tier=0,
+        )
+    )
+    store.add_event(
+        DetectorStrike(
+            run_id="r1",
+            step=2,
+            detector="same_call",
+            message="m",
+            window="w",
+            steps=[1, 2],
+            response="nudge",
+        )
+    )
+    store.finish_run("r1", "succeeded", answer="4")
+    run = store.get_run("r1")
+    assert run.status == "succeeded" and run.answer == "4" and run.finished_at is not None
+    assert run.steps == 2 and run.prompt_tokens == 200 and run.cached_tokens == 160
+    assert run.tiers == {"0": 1, "1": 1}
+    assert run.escalations == 1 and run.alerts == 1
+    assert [s.idx for s in store.steps("r1")] == [1, 2]
+    assert store.last_step("r1") is not None
+
+
+def test_get_run_by_prefix_and_unknown(store: RunStore) -> None:
+    store.create_run("abcdef123456", name="n", task="t")
+    assert store.get_run("abcd").id == "abcdef123456"
+    with pytest.raises(StoreError, match="no run matches"):
+        store.get_run("zzz")
+
+
+def test_events_roundtrip_typed(store: RunStore) -> None:
+    store.create_run("r", name="n", task="t")
+    store.add_event(RunStarted(run_id="r", name="n", task="t"))
+    store.add_event(
+        ModelCalled(
+            run_id="r",
+            step=1,
+            model="m",
+            tier=0,
+            prompt_tokens=5,
+            cached_tokens=0,
+            evaluated_tokens=5,
+            completion_tokens=2,
+            seconds=0.1,
+            finish_reason="stop",
+            content="hi",
+        )
+    )
+    events = store.events("r")
+    assert [type(e).__name__ for _, e in events] == ["RunStarted", "ModelCalled"]
+    first_id = events[0][0]
+    assert [e.type for _, e in store.events("r", after=first_id)] == ["model_called"]
+
+
+def test_controls_are_consumed_once(store: RunStore) -> None:
+    store.create_run("r", name="n", task="t")
+    store.send_control("r", "pause")
+    store.send_control("r", "force_tier", "2")
+    assert len(store.pending_controls("r")) == 2
+    taken = store.take_controls("r")
+    assert [(c.command, c.argument) for c in taken] == [("pause", None), ("force_tier", "2")]
+    assert store.take_controls("r") == []
+    with pytest.raises(StoreError, match="unknown control"):
+        store.send_control("r", "explode")
+
+
+def test_tool_calls_durable_for_resume(store: RunStore) -> None:
+    store.create_run("r", name="n", task="t")
+    store.tool_call_started("r", 2, "c1", "add", {"a": 1})
+    store.tool_call_started("r", 2, "c2", "add", {"a": 2})
+    store.tool_call_finished("r", "c1", "3", False, 0.01)
+    assert store.completed_tool_calls("r") == {"c1": ("3", False)}
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    RunStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaVersionError, match="newer agentkit"):
+        RunStore(path)
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a readable SQLite database"):
+        RunStore(path)
+
+
+def test_missing_database_without_create(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no run database"):
+        RunStore(tmp_path / "absent.db", create=False)
+
+
+def test_many_threads_write_without_loss(store: RunStore) -> None:
+    def writer(i: int) -> None:
+        rid = f"run{i}"
+        store.create_run(rid, name="n", task="t")
+        for k in range(1, 26):
+            store.save_step(step(rid, k))
+        store.finish_run(rid, "succeeded")
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    runs = store.list_runs()
+    assert len(runs) == 20
+    assert all(r.steps == 25 and r.prompt_tokens == 2500 for r in runs)
