@@ -1,0 +1,660 @@
+"""LoopDetector, canonical arguments, the response plan and the diagnosis.
+
+Each scenario is a run written as a list of steps. A flagged scenario names the detector
+whose strike must come first and the step at which it must come, with no strike before;
+an unflagged one must never strike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from agentkit._detect import (
+    DetectorConfig,
+    LoopDetector,
+    ResampleSettings,
+    ResponsePlan,
+    StepObservation,
+    Strike,
+    ToolDetectorOverride,
+    canonical_arguments,
+    diagnosis,
+    normalise_error,
+)
+from agentkit._messages import ToolCall
+
+# --- a small language for runs ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class C:
+    """One tool call and what it returned (None: it produced no result)."""
+
+    tool: str
+    args: dict[str, Any] = field(default_factory=dict)
+    result: str | None = "ok"
+    error: bool = False
+
+
+EMPTY = "<empty>"
+Step = C | tuple[C, ...] | str | StepObservation
+"""A call, several calls in one step, a text-only reply, EMPTY, or a whole observation."""
+
+
+def observations(steps: tuple[Step, ...]) -> list[StepObservation]:
+    out = []
+    for index, step in enumerate(steps, 1):
+        if isinstance(step, StepObservation):
+            out.append(step)
+        elif step == EMPTY:
+            out.append(StepObservation(index=index, is_empty=True))
+        elif isinstance(step, str):
+            out.append(StepObservation(index=index, content=step))
+        else:
+            calls = step if isinstance(step, tuple) else (step,)
+            out.append(
+                StepObservation(
+                    index=index,
+                    tool_calls=tuple((c.tool, c.args) for c in calls),
+                    results=tuple((c.result, c.error) for c in calls if c.result is not None),
+                )
+            )
+    return out
+
+
+def run(steps: tuple[Step, ...], config: DetectorConfig | None = None) -> list[list[Strike]]:
+    detector = LoopDetector(config or DetectorConfig())
+    return [detector.observe(obs) for obs in observations(steps)]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    steps: tuple[Step, ...]
+    detector: str | None = None
+    """The detector of the first strike; None: no strike at all."""
+    at: int = 0
+    """The step (1-based) at which the first strike comes."""
+    config: DetectorConfig = field(default_factory=DetectorConfig)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def read(path: str, result: str) -> C:
+    return C("read_file", {"path": path}, result)
+
+
+def write(path: str, content: str) -> C:
+    return C("write_file", {"path": path, "content": content}, f"wrote {len(content)} bytes")
+
+
+LONG_REPLY = (
+    "To answer this I first need the current exchange rate, then I will multiply the "
+    "amount by it and round the result to two decimals before replying to you."
+)
+
+# --- scenarios -------------------------------------------------------------------------
+
+FLAGGED = [
+    Scenario("same read three times", (read("a.txt", "hello"),) * 3, "same_result", 3),
+    Scenario(
+        "same call with cosmetic argument differences",
+        (
+            C("read_file", {"path": "a.txt", "thought": "first look"}, "hello"),
+            C("read_file", {"thought": "look again", "path": "  a.txt "}, "hello"),
+            C("read_file", {"note": "once more", "path": "a.txt"}, "hello"),
+        ),
+        "same_result",
+        3,
+    ),
+    Scenario(
+        "number formats agree",
+        (
+            C("add", {"a": 1, "b": 2.0}, "3"),
+            C("add", {"b": "2", "a": 1.0}, "3"),
+            C("add", {"a": "1", "b": 2}, "3"),
+        ),
+        "same_result",
+        3,
+    ),
+    Scenario(
+        "same call without results",
+        (C("start_job", {"id": 4}, None),) * 4,
+        "same_call",
+        4,
+    ),
+    Scenario(
+        "same call whose results partly repeat",
+        tuple(C("search", {"q": "llama grammar"}, r) for r in ("a", "b", "a", "c")),
+        "same_call",
+        4,
+    ),
+    Scenario(
+        "two-step cycle",
+        (read("a.txt", "v1"), write("a.txt", "v1")) * 2 + (read("a.txt", "v1"),),
+        "cycle",
+        5,
+    ),
+    Scenario(
+        "three-step cycle",
+        (
+            C("list_dir", {"path": "."}, "a.py b.py"),
+            read("a.py", "import b"),
+            C("run_tests", {}, "1 failed"),
+        )
+        * 2
+        + (C("list_dir", {"path": "."}, "a.py b.py"),),
+        "cycle",
+        7,
+    ),
+    Scenario(
+        "same error with changing addresses and pids",
+        tuple(
+            C("run_tests", {}, f"Error: segfault at 0x7f3a{n}c00 (pid 48{n}11)", error=True)
+            for n in (12, 57, 93)
+        ),
+        "same_error",
+        3,
+    ),
+    Scenario(
+        "same validation error with different arguments",
+        tuple(
+            C("add", {"a": n}, "Error: invalid arguments: b: Field required", error=True)
+            for n in (1, 2, 3)
+        ),
+        "same_error",
+        3,
+    ),
+    Scenario(
+        "identical replies",
+        ("I need to use the calculator tool to compute this.",) * 3,
+        "near_duplicate_message",
+        3,
+    ),
+    Scenario(
+        "near-identical replies",
+        (
+            LONG_REPLY,
+            LONG_REPLY.replace("then I will", "then I'll"),
+            LONG_REPLY.replace("replying to you.", "replying to you!"),
+        ),
+        "near_duplicate_message",
+        3,
+    ),
+    Scenario(
+        "empty replies",
+        (read("a.txt", "hello"), EMPTY, EMPTY),
+        "empty_response",
+        3,
+    ),
+    Scenario(
+        "no progress over five stale steps",
+        tuple(read(p, p.upper()) for p in "abcde") + tuple(read(p, p.upper()) for p in "caebd"),
+        "no_progress",
+        10,
+    ),
+    Scenario(
+        "per-tool threshold lowered",
+        (C("deploy", {"env": "prod"}, "deployed"),) * 2,
+        "same_result",
+        2,
+        DetectorConfig(tool_overrides={"deploy": ToolDetectorOverride(repeat_threshold=2)}),
+    ),
+    Scenario(
+        "identical calls in one turn",
+        ((read("a.txt", "hello"),) * 3,),
+        "same_result",
+        1,
+    ),
+    Scenario(
+        "polling with an unchanged status",
+        (C("check_job", {"id": 7}, "running"),) * 3,
+        "same_result",
+        3,
+    ),
+    Scenario(
+        "per-tool volatile field",
+        tuple(C("log", {"level": "info", "ts": t}, "logged") for t in (1, 2, 3)),
+        "same_result",
+        3,
+        DetectorConfig(
+            tool_overrides={"log": ToolDetectorOverride(volatile_fields=frozenset({"ts"}))}
+        ),
+    ),
+    Scenario(
+        "same call with new chatter in between",
+        (
+            read("a.txt", "x"),
+            "Let me look at the file again.",
+            read("a.txt", "x"),
+            "Hmm, I should check it once more to be sure.",
+            read("a.txt", "x"),
+        ),
+        "same_result",
+        5,
+    ),
+]
+
+NOT_FLAGGED = [
+    Scenario(
+        "batch reads of many files",
+        tuple(read(f"src/m{i}.py", f"def f{i}(): ...") for i in range(12)),
+    ),
+    Scenario(
+        "batch writes with the same reply",
+        tuple(
+            C("write_file", {"path": f"out/{i}.txt", "content": str(i)}, "ok") for i in range(10)
+        ),
+    ),
+    Scenario(
+        "polling whose status changes",
+        tuple(
+            C("check_job", {"id": 7}, f"running {p}%" if p < 100 else "done")
+            for p in range(0, 101, 10)
+        ),
+    ),
+    Scenario(
+        "read, write, read a changed file",
+        (
+            read("a.py", "x = 1"),
+            write("a.py", "x = 2"),
+            read("a.py", "x = 2"),
+            write("a.py", "x = 3"),
+            read("a.py", "x = 3"),
+            C("run_tests", {}, "1 passed"),
+        ),
+    ),
+    Scenario(
+        "wait and poll alternating while the job advances",
+        tuple(
+            step
+            for n in range(1, 6)
+            for step in (
+                C("sleep", {"seconds": 5}, "slept 5 s"),
+                C("check_job", {"id": 7}, f"running ({n}/5)"),
+            )
+        ),
+    ),
+    Scenario(
+        "exempt tool repeated",
+        (C("wait_for", {"job": 7}, "still running"),) * 10,
+        config=DetectorConfig(tool_overrides={"wait_for": ToolDetectorOverride(exempt=True)}),
+    ),
+    Scenario(
+        "per-tool threshold raised",
+        (C("check_job", {"id": 7}, "running"),) * 5,
+        config=DetectorConfig(
+            tool_overrides={"check_job": ToolDetectorOverride(repeat_threshold=8)},
+            no_progress_steps=8,
+        ),
+    ),
+    Scenario(
+        "replies with repeated headings and lists",
+        tuple(
+            f"## Summary\n\n- File: src/{name}.py\n- Functions: {n}\n- Status: {status}\n\n"
+            f"## Next\n\n- Review {name} tests"
+            for name, n, status in (
+                ("parser", 12, "clean"),
+                ("lexer", 7, "two warnings"),
+                ("codegen", 31, "needs refactor"),
+                ("runtime", 4, "clean"),
+            )
+        ),
+    ),
+    Scenario(
+        "formulaic text with different calls",
+        tuple(
+            StepObservation(
+                index=i,
+                tool_calls=(("read_file", {"path": f"docs/{i}.md"}),),
+                results=((f"# Doc {i}", False),),
+                content="Reading the next file.",
+            )
+            for i in range(1, 9)
+        ),
+    ),
+    Scenario(
+        "different errors",
+        tuple(
+            C("fetch", {"url": u}, f"Error: {e}", error=True)
+            for u, e in (
+                ("http://a", "timeout"),
+                ("http://b", "404 not found"),
+                ("http://c", "certificate expired"),
+                ("http://d", "connection reset"),
+                ("http://e", "invalid JSON"),
+            )
+        ),
+    ),
+    Scenario(
+        "short identical verdicts in a batch review",
+        ("No issues found.",) * 8,
+    ),
+    Scenario(
+        "same search twice, then moving on",
+        (
+            C("search", {"q": "gguf"}, "3 hits"),
+            C("search", {"q": "gguf"}, "3 hits"),
+            read("hit1.md", "GGUF is a file format"),
+            "GGUF is the file format llama.cpp loads.",
+        ),
+    ),
+    Scenario(
+        "different queries with the same empty answer",
+        tuple(C("search", {"q": q}, "no results") for q in ("foo", "bar", "baz", "qux", "zap")),
+    ),
+    Scenario(
+        "an empty reply now and then",
+        (read("a", "1"), EMPTY, read("b", "2"), EMPTY, read("c", "3"), EMPTY),
+    ),
+    Scenario(
+        "a realistic coding run",
+        (
+            C("list_dir", {"path": "."}, "setup.py src tests"),
+            read("src/calc.py", "def add(a, b): return a - b"),
+            C("run_tests", {}, "1 failed: test_add"),
+            write("src/calc.py", "def add(a, b): return a + b"),
+            C("run_tests", {}, "1 passed"),
+            read("src/calc.py", "def add(a, b): return a + b"),
+            "The bug was a minus sign in add(); it is fixed and the test passes.",
+        ),
+    ),
+]
+
+SCENARIOS = FLAGGED + NOT_FLAGGED
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
+def test_scenario(scenario: Scenario) -> None:
+    detector = LoopDetector(scenario.config)
+    results = [detector.observe(obs) for obs in observations(scenario.steps)]
+    if scenario.detector is None:
+        fired = [(i, [s.detector for s in r]) for i, r in enumerate(results, 1) if r]
+        assert fired == [], "legitimate repetition was flagged"
+        return
+    first = next((i for i, r in enumerate(results, 1) if r), None)
+    assert first == scenario.at, [[s.detector for s in r] for r in results]
+    strike = results[first - 1][0]
+    assert strike.detector == scenario.detector
+    assert scenario.at in strike.steps
+    assert strike.message and strike.summary and strike.window
+
+
+def test_scenario_balance() -> None:
+    assert len(FLAGGED) >= 15 and len(NOT_FLAGGED) >= 15
+    assert {s.detector for s in FLAGGED} >= {
+        "same_call",
+        "same_result",
+        "cycle",
+        "same_error",
+        "near_duplicate_message",
+        "no_progress",
+        "empty_response",
+    }
+
+
+# --- what the strikes say --------------------------------------------------------------
+
+
+def test_same_result_strike_names_the_steps_and_the_call() -> None:
+    steps = (read("a.txt", "hello"), C("list_dir"), read("a.txt", "hello"), read("a.txt", "hello"))
+    strikes = run((*steps, read("a.txt", "hello")))
+    # Counting starts after step 2, the last step that brought something else new.
+    assert [len(s) for s in strikes] == [0, 0, 0, 0, 1]
+    strike = strikes[-1][0]
+    assert strike.detector == "same_result"
+    assert strike.steps == (3, 4, 5)
+    assert strike.message == (
+        "You have called read_file with the same arguments 3 times and got the same "
+        "result each time; try something different or give your final answer."
+    )
+    assert strike.window == 'read_file({"path":"a.txt"}) -> hello'
+    assert strike.detail == {"tool": "read_file", "count": 3}
+
+
+def test_cycle_strike_shows_the_cycle() -> None:
+    strikes = run((read("a.txt", "v1"), write("a.txt", "v1")) * 2 + (read("a.txt", "v1"),))
+    strike = strikes[-1][0]
+    assert strike.steps == (1, 2, 3, 4, 5)
+    assert strike.window.startswith('read_file({"path":"a.txt"}) -> write_file(')
+    assert strike.detail["period"] == 2
+    # The cycle explains the repeated read; no second strike for the same call.
+    assert [s.detector for s in strikes[-1]] == ["cycle"]
+
+
+def test_strikes_repeat_while_the_loop_goes_on() -> None:
+    strikes = run((read("a.txt", "hello"),) * 5)
+    assert [len(s) for s in strikes] == [0, 0, 1, 1, 1]
+    assert [s[0].detail["count"] for s in strikes[2:]] == [3, 4, 5]
+
+
+def test_error_strike_wins_over_same_result() -> None:
+    strikes = run((C("run", {}, "Error: boom", error=True),) * 3)
+    assert [s.detector for s in strikes[-1]] == ["same_error"]
+    assert "Error: boom" in strikes[-1][0].message
+
+
+def test_tool_call_objects_are_accepted() -> None:
+    detector = LoopDetector()
+    results = [
+        detector.observe(
+            StepObservation(
+                index=i,
+                tool_calls=(ToolCall(name="read_file", arguments={"path": "a"}),),
+                results=(("same", False),),
+            )
+        )
+        for i in (1, 2, 3)
+    ]
+    assert [len(r) for r in results] == [0, 0, 1]
+
+
+def test_mixed_exempt_and_normal_calls() -> None:
+    config = DetectorConfig(tool_overrides={"sleep": ToolDetectorOverride(exempt=True)})
+    steps = ((C("sleep", {"s": 1}, "slept"), read("a", "x")),) * 3
+    assert [s[0].detector for s in run(steps, config) if s] == ["same_result"]
+
+
+def test_history_is_bounded() -> None:
+    detector = LoopDetector(DetectorConfig(window_steps=8))
+    for i in range(5000):
+        detector.observe(
+            StepObservation(index=i, tool_calls=(("read", {"i": i}),), results=((str(i), False),))
+        )
+    assert len(detector._history) == 8
+    assert len(detector._seen) <= 4096
+
+
+def test_reset_forgets() -> None:
+    detector = LoopDetector()
+    for obs in observations((read("a", "x"),) * 2):
+        detector.observe(obs)
+    detector.reset()
+    assert detector.observe(observations((read("a", "x"),))[0]) == []
+
+
+def test_disabled_detector_is_silent_and_the_next_one_reports() -> None:
+    config = DetectorConfig(disabled=frozenset({"same_result"}))
+    strikes = run((read("a.txt", "hello"),) * 4, config)
+    assert [s[0].detector for s in strikes if s] == ["same_call"]
+
+
+# --- canonical arguments ---------------------------------------------------------------
+
+SAME_ARGUMENTS = [
+    ({"a": 1, "b": 2}, {"b": 2, "a": 1}),
+    ({"x": 1}, {"x": 1.0}),
+    ({"x": 1}, {"x": "1"}),
+    ({"x": 2.5}, {"x": "2.5"}),
+    ({"x": 0}, {"x": -0.0}),
+    ({"q": "hello   world"}, {"q": " hello world "}),
+    ({"q": "x", "thought": "a"}, {"q": "x", "thought": "b"}),
+    ({"q": "x", "reasoning": "because"}, {"q": "x"}),
+    ({"o": {"b": 1, "a": [1, 2.0]}}, {"o": {"a": [1.0, "2"], "b": 1}}),
+    ({"text": "line one  \nline two\n\n"}, {"text": "\nline one\nline two"}),
+]
+
+DIFFERENT_ARGUMENTS = [
+    ({"x": 1}, {"x": 2}),
+    ({"x": 1}, {"x": True}),
+    ({"x": "007"}, {"x": "7"}),
+    ({"l": [1, 2]}, {"l": [2, 1]}),
+    ({"q": "a b"}, {"q": "ab"}),
+    ({"code": "if x:\n    y()"}, {"code": "if x:\n  y()"}),
+    ({"x": None}, {}),
+]
+
+
+@pytest.mark.parametrize(("a", "b"), SAME_ARGUMENTS)
+def test_canonical_same(a: dict[str, Any], b: dict[str, Any]) -> None:
+    volatile = DetectorConfig().volatile_fields
+    assert canonical_arguments(a, volatile) == canonical_arguments(b, volatile)
+
+
+@pytest.mark.parametrize(("a", "b"), DIFFERENT_ARGUMENTS)
+def test_canonical_different(a: dict[str, Any], b: dict[str, Any]) -> None:
+    assert canonical_arguments(a) != canonical_arguments(b)
+
+
+def test_canonical_form_is_compact_json() -> None:
+    assert canonical_arguments({"b": " x ", "a": 2.0}) == '{"a":2,"b":"x"}'
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("segfault at 0x7ffe12 (pid 4812)", "segfault at 0x7aaa99 (pid 5120)", True),
+        ("request 3f2a9c1e-1b2c-4d5e-8f90-a1b2c3d4e5f6 failed", "request "
+         "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d failed", True),
+        ("took 0.53 s", "took 1.20 s", True),
+        ("commit 9fceb02d0ae598e95dc970b74767f19372d61af8 missing",
+         "commit 1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b missing", True),
+        ("no such file: data/1.csv", "no such file: data/2.csv", False),
+        ("line 12: syntax error", "line 13: syntax error", False),
+    ],
+)  # fmt: skip
+def test_normalise_error(a: str, b: str, same: bool) -> None:
+    assert (normalise_error(a) == normalise_error(b)) is same
+
+
+# --- configuration ---------------------------------------------------------------------
+
+
+def test_config_rejects_unknown_options() -> None:
+    with pytest.raises(ValidationError, match="extra"):
+        DetectorConfig(same_call_treshold=3)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="extra"):
+        ToolDetectorOverride(exemt=True)  # type: ignore[call-arg]
+
+
+def test_config_rejects_unknown_detector_names() -> None:
+    with pytest.raises(ValidationError, match="unknown detector"):
+        DetectorConfig(disabled=frozenset({"same_calls"}))
+
+
+def test_config_rejects_thresholds_beyond_the_window() -> None:
+    with pytest.raises(ValidationError, match="window_steps = 4"):
+        DetectorConfig(window_steps=4, same_call_threshold=5)
+    with pytest.raises(ValidationError, match="repeat_threshold"):
+        DetectorConfig(tool_overrides={"poll": ToolDetectorOverride(repeat_threshold=40)})
+    with pytest.raises(ValidationError, match="cycle"):
+        DetectorConfig(window_steps=6, cycle_periods=(3,), cycle_repeats=2)
+
+
+def test_config_rejects_period_one() -> None:
+    with pytest.raises(ValidationError, match="period"):
+        DetectorConfig(cycle_periods=(1, 2))
+
+
+def test_config_is_frozen() -> None:
+    config = DetectorConfig()
+    with pytest.raises(ValidationError):
+        config.same_call_threshold = 9
+
+
+# --- graded response -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("strikes", "can_escalate", "expected"),
+    [
+        (1, True, "nudge"),
+        (2, True, "resample"),
+        (3, True, "escalate"),
+        (4, True, "stop"),
+        (9, True, "stop"),
+        (1, False, "nudge"),
+        (2, False, "resample"),
+        (3, False, "stop"),
+        (4, False, "stop"),
+    ],
+)
+def test_default_plan(strikes: int, can_escalate: bool, expected: str) -> None:
+    assert ResponsePlan().next_response(strikes, can_escalate) == expected
+
+
+def test_custom_plan_repeats_its_last_entry() -> None:
+    plan = ResponsePlan(sequence=("nudge", "nudge", "escalate", "escalate", "stop"))
+    assert [plan.next_response(n, True) for n in range(1, 8)] == [
+        "nudge", "nudge", "escalate", "escalate", "stop", "stop", "stop",
+    ]  # fmt: skip
+    assert [plan.next_response(n, False) for n in range(1, 5)] == [
+        "nudge", "nudge", "stop", "stop",
+    ]  # fmt: skip
+
+
+def test_plan_of_only_escalations_stops_without_a_larger_model() -> None:
+    assert ResponsePlan(sequence=("escalate",)).next_response(1, False) == "stop"
+
+
+def test_plan_validation() -> None:
+    with pytest.raises(ValidationError, match="empty"):
+        ResponsePlan(sequence=())
+    with pytest.raises(ValidationError):
+        ResponsePlan(sequence=("nudge", "pray"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="first strike of a run is 1"):
+        ResponsePlan().next_response(0, True)
+
+
+def test_resample_settings() -> None:
+    settings = ResponsePlan().resample
+    assert settings.temperature == 0.9 and settings.top_k > 0
+    assert settings.seed(42, 1) != settings.seed(42, 2) != 42
+    assert 0 <= ResampleSettings(seed_step=2**40).seed(2**31 - 1, 3) < 2**31
+
+
+# --- diagnosis -------------------------------------------------------------------------
+
+
+def test_diagnosis_names_detectors_windows_and_steps() -> None:
+    strikes = [s for step in run((read("a.txt", "hello"),) * 4) for s in step]
+    strikes += [s for step in run(("I will call the calculator tool now.",) * 3) for s in step]
+    text = diagnosis(strikes)
+    lines = text.splitlines()
+    assert lines[0] == ("Repetition detected 3 times (same_result x2, near_duplicate_message x1).")
+    assert lines[1] == (
+        "1. same_result at steps 1-3: read_file was called 3 times with the same "
+        "arguments and returned the same result"
+    )
+    assert lines[2] == '   repeating: read_file({"path":"a.txt"}) -> hello'
+    assert lines[3].startswith("2. same_result at steps 1-4: read_file was called 4 times")
+    assert lines[5].startswith("3. near_duplicate_message at steps 1-3:")
+    assert lines[6] == "   repeating: I will call the calculator tool now."
+
+
+def test_diagnosis_of_a_stream_strike_and_of_nothing() -> None:
+    stream = Strike(detector="stream_loop", message="m", window="the ", summary="looped")
+    assert diagnosis([stream]) == (
+        "Repetition detected once (stream_loop x1).\n1. stream_loop: looped\n   repeating: the "
+    )
+    assert diagnosis([]) == "No repetition was detected."
+
+
+def test_diagnosis_joins_step_runs() -> None:
+    strike = Strike(detector="cycle", message="m", steps=(9, 2, 3, 4, 7))
+    assert "cycle at steps 2-4, 7, 9: m" in diagnosis([strike])
