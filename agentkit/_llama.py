@@ -120,7 +120,10 @@ class _Sampler:
         steps = []
         if sampling.repeat_penalty != 1.0:
             steps.append(
-                llama_cpp.llama_sampler_init_penalties(64, sampling.repeat_penalty, 0.0, 0.0)
+                # llama.cpp as vendored by llama-cpp-python 0.3.36 takes n_vocab first.
+                llama_cpp.llama_sampler_init_penalties(
+                    n_vocab, 64, sampling.repeat_penalty, 0.0, 0.0
+                )
             )
         if sampling.temperature <= 0.0:
             steps.append(llama_cpp.llama_sampler_init_greedy())

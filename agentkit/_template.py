@@ -50,6 +50,10 @@ _TOOL_PREAMBLE = (
 )
 
 
+_QWEN_DOUBLED_EXAMPLE = '{{"name": <function-name>, "arguments": <args-json-object>}}'
+_QWEN_FIXED_EXAMPLE = '{"name": <function-name>, "arguments": <args-json-object>}'
+
+
 def _dumps(value: Any) -> str:
     # The one JSON layout used in prompts, grammars and parsed calls (json.dumps defaults).
     return json.dumps(value, ensure_ascii=False)
@@ -134,7 +138,9 @@ class ChatRenderer:
                 [t.openai_format() for t in tools] or None,
             )
             if native is not None:
-                return native
+                # Qwen2.5's template shows the call format with doubled braces (a Jinja
+                # escaping slip); the 1.5B model copies them and its calls are lost.
+                return native.replace(_QWEN_DOUBLED_EXAMPLE, _QWEN_FIXED_EXAMPLE)
             mode = "text-tools"
         plain = _text_tool_messages(messages, tools)
         if mode == "text-tools":

@@ -231,3 +231,23 @@ def test_truncated_call_stays_text() -> None:
     rest, found = parse_tool_calls(text, NAMES)
     assert [c.name for c in found] == ["add"]
     assert rest == '<tool_call>\n{"na'
+
+
+def test_doubled_braces_in_a_native_template_example_are_fixed() -> None:
+    from agentkit._messages import ToolSpec
+    from agentkit._template import ChatRenderer
+
+    template = (
+        "{% if tools %}Call tools like <tool_call>\n"
+        '{{"name": <function-name>, "arguments": <args-json-object>}}\n'
+        "</tool_call>{% endif %}"
+        "{% for m in messages %}{{ m.content }}{% endfor %}"
+    )
+    # the Jinja literal above is what Qwen2.5's GGUF ships: `{{"name"...}}` inside a
+    # string block renders as the doubled form, which models then imitate
+    raw = '{% raw %}{{"name": <function-name>, "arguments": <args-json-object>}}{% endraw %}'
+    renderer = ChatRenderer(template.replace(
+        '{{"name": <function-name>, "arguments": <args-json-object>}}', raw))
+    text = renderer.render([], [ToolSpec(name="t", description="d")])
+    assert '{"name": <function-name>, "arguments": <args-json-object>}' in text
+    assert "{{" not in text
