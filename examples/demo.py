@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
-from agentkit import Agent, AgentState, ResponsePlan, Sampling, tool
+from agentkit import Agent, AgentState, ResponsePlan, Sampling
 from agentkit._console import ConsoleProgress, print_summary
 from agentkit.tools import calculator
 
@@ -54,18 +54,6 @@ SYSTEM_PROMPT = (
 )
 
 
-@tool(name="calculator", idempotent=True)
-def short_calculator(expression: str) -> str:
-    """Evaluate one arithmetic expression exactly and return the result.
-
-    Args:
-        expression: numbers, + - * / and parentheses only
-    """
-    # The stock calculator, described tersely: the 0.5B model copies the worked examples
-    # of its full description (such as 1200 - 350) into its own expressions.
-    return str(calculator(expression))
-
-
 def expected_total() -> Fraction:
     return sum((n * Fraction(price) for n, price in LINES), Fraction(0))
 
@@ -82,7 +70,7 @@ def build_agent(
     """The demo agent (the function `agentkit runs resume` calls)."""
     return Agent(
         model.split(","),
-        tools=[short_calculator],
+        tools=[calculator],
         system_prompt=SYSTEM_PROMPT,
         name="demo-order-total",
         max_steps=max_steps,

@@ -62,12 +62,14 @@ def calculator(expression: str) -> str:
     """Evaluate an arithmetic expression exactly. Use it for every calculation instead of
     doing arithmetic in your head, and pass only numbers, no words or units.
 
-    Supports numbers, + - * / // % ** (or ^ for powers), parentheses, sqrt, abs,
-    round, floor, ceil, min, max, pi and e. Example: "(1200 - 350) * 0.15 / 4".
+    Supports + - * / // % ** (or ^), parentheses, sqrt, abs, round, floor, ceil, min,
+    max, pi and e.
 
     Args:
-        expression: the arithmetic to evaluate, for example "17 * (3 + 4) / 2" or "sqrt(2) * 10"
+        expression: the arithmetic to evaluate, written with the numbers of the problem
     """
+    # No worked example with numbers in the description: small models copy them into
+    # their calls instead of the numbers of the problem (seen with Qwen 0.5B).
     text = expression.strip()
     if not text:
         raise ToolError("the expression is empty; pass arithmetic such as '2 * (3 + 4)'")
