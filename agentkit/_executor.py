@@ -13,6 +13,7 @@ signals for the next one; framework bugs raise.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -20,7 +21,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from ._detect import DetectorConfig, ResponsePlan
 from ._detect_steps import LoopDetector
@@ -196,14 +203,16 @@ class Runner(Generic[S]):
         c = ctx.counters
         node_name = c.node
         node = self.graph.nodes[node_name]
-        ctx.emit(StepStarted(run_id=ctx.run_id, step=c.step, node=node_name, kind=node.kind))
+        # Deferred to the step's first write, which comes before anything slow: the
+        # model call, a tool call, a plain function, or the checkpoint below.
+        ctx.defer(StepStarted(run_id=ctx.run_id, step=c.step, node=node_name, kind=node.kind))
         started = time.time()
         outcome = await self._with_retries(ctx, node_name, node)
         next_node = self.graph.next_node(node_name, ctx.state)
-        checkpoint = {
-            "state": ctx.state.model_dump(mode="json"),
-            "counters": {**c.to_json(), "node": next_node},
-        }
+        batch = ctx.take_pending()
+        batch.events.append(
+            StepFinished(run_id=ctx.run_id, step=c.step, node=node_name, next_node=next_node)
+        )
         self.store.save_step(
             StepRow(
                 run_id=ctx.run_id,
@@ -212,7 +221,7 @@ class Runner(Generic[S]):
                 kind=node.kind,
                 started_at=started,
                 finished_at=time.time(),
-                state_json=json.dumps(checkpoint),
+                state_json=_checkpoint_json(ctx.state, c, next_node),
                 model=outcome.model,
                 tier=outcome.tier,
                 prompt_tokens=outcome.usage.prompt_tokens,
@@ -224,32 +233,55 @@ class Runner(Generic[S]):
                 content=outcome.content,
                 tool_calls=outcome.tool_calls,
                 next_node=next_node,
-            )
+            ),
+            batch=batch,
         )
-        ctx.emit(StepFinished(run_id=ctx.run_id, step=c.step, node=node_name, next_node=next_node))
+        ctx.notify(batch)
         c.node = next_node
 
     async def _with_retries(self, ctx: StepContext, name: str, node: Node) -> StepOutcome:
+        """Run a node, retrying transient failures with exponential backoff.
+
+        The first attempt runs directly: building a tenacity retrier on every step cost
+        as much as several store writes, and almost every step succeeds at once.
+        """
         policy = node.retry
+        try:
+            return await self._execute(ctx, name, node)
+        except policy.retry_on as exc:
+            if policy.attempts <= 1:
+                raise
+            first_error = exc
+
+        def note(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            self._note_retry(ctx, name, state.attempt_number + 1, error)
+
+        self._note_retry(ctx, name, 1, first_error)
+        await asyncio.sleep(policy.initial_delay)
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(max(1, policy.attempts)),
-            wait=wait_exponential(multiplier=policy.initial_delay, max=policy.max_delay),
+            stop=stop_after_attempt(policy.attempts - 1),
+            wait=wait_exponential(multiplier=policy.initial_delay * 2, max=policy.max_delay),
             retry=retry_if_exception_type(policy.retry_on),
+            before_sleep=note,
             reraise=True,
-            before_sleep=lambda rs: ctx.emit(
-                StepRetried(
-                    run_id=ctx.run_id,
-                    step=ctx.counters.step,
-                    node=name,
-                    attempt=rs.attempt_number,
-                    error=repr(rs.outcome.exception()) if rs.outcome else "",
-                )
-            ),
         )
         async for attempt in retrying:
             with attempt:
                 return await self._execute(ctx, name, node)
-        raise AssertionError("unreachable: tenacity re-raises the last error")
+        raise AssertionError("unreachable: tenacity returns or re-raises")
+
+    @staticmethod
+    def _note_retry(ctx: StepContext, name: str, attempt: int, error: BaseException | None) -> None:
+        ctx.emit(
+            StepRetried(
+                run_id=ctx.run_id,
+                step=ctx.counters.step,
+                node=name,
+                attempt=attempt,
+                error=repr(error),
+            )
+        )
 
     async def _execute(self, ctx: StepContext, name: str, node: Node) -> StepOutcome:
         if isinstance(node, ModelNode):
@@ -294,20 +326,24 @@ class Runner(Generic[S]):
         error: str | None,
         diagnosis: str | None,
     ) -> None:
-        self.store.finish_run(ctx.run_id, status, answer=answer, error=error or diagnosis)
-        ctx.emit(
-            RunFinished(
-                run_id=ctx.run_id,
-                step=ctx.counters.step,
-                status=status,  # type: ignore[arg-type]
-                answer=answer,
-                error=error,
-                diagnosis=diagnosis,
-            )
+        finished = RunFinished(
+            run_id=ctx.run_id,
+            step=ctx.counters.step,
+            status=status,  # type: ignore[arg-type]
+            answer=answer,
+            error=error,
+            diagnosis=diagnosis,
         )
+        batch = ctx.take_pending()
+        batch.events.append(finished)
+        self.store.finish_run(
+            ctx.run_id, status, answer=answer, error=error or diagnosis, batch=batch
+        )
+        ctx.notify(batch)
 
 
 async def _function_step(ctx: StepContext, node: FunctionNode) -> StepOutcome:
+    ctx.flush()  # the deferred StepStarted, visible while a slow function runs
     result = node.fn(ctx.state)
     if asyncio.iscoroutine(result):
         result = await result
@@ -321,6 +357,20 @@ async def _function_step(ctx: StepContext, node: FunctionNode) -> StepOutcome:
             "state, a dict of updates, or None"
         )
     return StepOutcome()
+
+
+_COUNTER_FIELDS = tuple(f.name for f in dataclasses.fields(RunCounters))
+
+
+def _checkpoint_json(state: BaseModel, counters: RunCounters, next_node: str) -> str:
+    """The step's checkpoint: the state, and the counters with the node to run next.
+
+    The state grows every step, so pydantic writes it straight to JSON, and the
+    counters skip ``asdict``'s deep copy: both showed up as hot spots.
+    """
+    data = {name: getattr(counters, name) for name in _COUNTER_FIELDS}
+    data["node"] = next_node
+    return f'{{"state": {state.model_dump_json()}, "counters": {json.dumps(data)}}}'
 
 
 def _answer(state: BaseModel, status: str) -> str | None:

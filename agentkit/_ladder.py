@@ -17,6 +17,7 @@ A custom policy is any object with ``choose(signals, tiers) -> TierDecision``:
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -227,11 +228,17 @@ class ModelLadder:
             self._used.remove(victims[0])
 
     def _size(self, index: int) -> int:
+        """Bytes a tier holds (loaded) or will hold (its file size, else a guess from the
+        tiers already loaded)."""
         t = self._tiers[index]
         model = t.model
         if model is not None:
             return int(getattr(model, "memory_bytes", model.parameters))
-        return 0
+        size = _file_size_of(str(t.source))
+        if size:
+            return size
+        loaded = [self._size(i) for i, other in enumerate(self._tiers) if other.model]
+        return max(loaded, default=0)
 
     def _loaded_bytes(self) -> int:
         return sum(self._size(i) for i, t in enumerate(self._tiers) if t.model is not None)
@@ -271,6 +278,18 @@ def _nearest_speeds(parameters: int) -> tuple[float, float]:
     # than a 1.5B one on the same cores).
     factor = best / parameters
     return prompt * factor, gen * factor
+
+
+def _file_size_of(name_or_path: str) -> int:
+    from ._catalog import list_models
+
+    for entry in list_models():
+        if entry.name == name_or_path:
+            return int(entry.size_bytes)
+    try:
+        return os.path.getsize(name_or_path)
+    except OSError:
+        return 0
 
 
 def _parameters_of(name_or_path: str) -> int:

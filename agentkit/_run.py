@@ -77,7 +77,7 @@ class RunResult(Generic[S]):
     run_id: str
     status: str
     answer: str | None
-    state: S
+    state: S = field(repr=False)
     steps: int
     usage: Usage
     compute: float

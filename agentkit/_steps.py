@@ -6,17 +6,22 @@ back to the model with the validation message a limited number of times.
 
 Tool step: every call on the last assistant message runs concurrently, each with its
 own timeout; a tool that raises or hangs becomes an observation, never a crash; each
-finished call is durable in the store before the step ends, so a resumed run replays
-it instead of running it twice.
+finished call is durable in the store before the step ends (a lone call's result
+commits with the step's checkpoint), so a resumed run replays it instead of running
+it twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -37,12 +42,13 @@ from ._events import (
 )
 from ._graph import CompiledGraph, ModelNode, ToolNode
 from ._ladder import ModelLadder, StepSignals, as_ladder, decision_confidence
-from ._messages import Message, ModelResponse, ToolCall, Usage
+from ._messages import Message, ModelResponse, ToolCall, ToolSpec, Usage
 from ._model import ChatModel, Sampling
 from ._run import RunCounters
-from ._store import RunStore
+from ._store import Batch, RunStore, ToolResult
 from ._tools import Tool, ToolArgumentsError
 
+T = TypeVar("T")
 _PROMPT_MARGIN = 16
 _MAX_STREAM_RETRIES = 2
 
@@ -65,11 +71,37 @@ class StepContext:
     strikes: list[Strike] = field(default_factory=list)
     can_escalate: bool = False
     """Whether the ladder of the latest model step has a tier above the one used."""
+    pending: Batch = field(default_factory=Batch)
+    """Deferred writes, made in the transaction of the next write (see ``defer``)."""
 
     def emit(self, event: Event) -> None:
-        self.store.add_event(event)
+        """Record an event now, after any deferred writes, and pass it to the callback."""
+        self.pending.events.append(event)
+        self.flush()
+
+    def defer(self, event: Event) -> None:
+        """Record an event with the next write instead of in a transaction of its own.
+
+        Only for events that a write follows before anything slow happens (a model
+        call, a tool call, the step's checkpoint), so watchers see them just as soon.
+        """
+        self.pending.events.append(event)
+
+    def flush(self) -> None:
+        if self.pending:
+            batch = self.take_pending()
+            self.store.write(batch)
+            self.notify(batch)
+
+    def take_pending(self) -> Batch:
+        """Hand the deferred writes to a store write; ``notify`` them once it commits."""
+        batch, self.pending = self.pending, Batch()
+        return batch
+
+    def notify(self, batch: Batch) -> None:
         if self.on_event is not None:
-            self.on_event(event)
+            for event in batch.events:
+                self.on_event(event)
 
 
 @dataclass
@@ -83,6 +115,31 @@ class StepOutcome:
     compute: float = 0.0
     content: str = ""
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+
+# -- threads -------------------------------------------------------------------------
+
+_pools: dict[str, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+async def _in_thread(pool: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``asyncio.to_thread`` on one of the runtime's thread pools, which outlive loops.
+
+    ``Agent.run`` starts a new event loop, and so a new default executor, for every
+    run: starting and joining its threads cost more than a step of the executor.
+    Model calls and tool calls get separate pools, so tools that hang past their
+    timeout (a thread cannot be killed) never hold up the model.
+    """
+    executor = _pools.get(pool)
+    if executor is None:
+        with _pools_lock:
+            executor = _pools.get(pool)
+            if executor is None:
+                executor = _pools[pool] = ThreadPoolExecutor(thread_name_prefix=f"agentkit-{pool}")
+    context = contextvars.copy_context()
+    call = functools.partial(context.run, fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(executor, call)
 
 
 # -- model step ----------------------------------------------------------------------
@@ -99,7 +156,7 @@ async def run_model_step(ctx: StepContext, name: str, node: ModelNode) -> StepOu
     steps_left = (ctx.graph.max_steps - c.step) if ctx.graph.max_steps is not None else None
     _warn_budget(ctx, steps_left)
     tools = [] if steps_left == 0 else node.tool_list
-    specs = [t.spec for t in tools]
+    specs = [_spec(t) for t in tools]
     known = {t.name: t for t in tools}
     sampling = _resampled(ctx, node.sampling) if c.resample_next else node.sampling
     c.resample_next = False
@@ -122,8 +179,9 @@ async def run_model_step(ctx: StepContext, name: str, node: ModelNode) -> StepOu
                 return True
             return False
 
-        response = await asyncio.to_thread(
-            model.complete, messages, tools=specs, sampling=sampling, on_token=on_token
+        ctx.flush()
+        response = await _in_thread(
+            "model", model.complete, messages, tools=specs, sampling=sampling, on_token=on_token
         )
         total = total + response.usage
         compute += _compute(response.usage, model.parameters)
@@ -162,7 +220,8 @@ async def run_model_step(ctx: StepContext, name: str, node: ModelNode) -> StepOu
     calls = [
         {"id": tc.id, "name": tc.name, "arguments": tc.arguments} for tc in response.tool_calls
     ]
-    ctx.emit(
+    # Deferred: written with the step's checkpoint, which follows at once.
+    ctx.defer(
         ModelCalled(
             run_id=ctx.run_id,
             step=c.step,
@@ -200,6 +259,28 @@ async def run_model_step(ctx: StepContext, name: str, node: ModelNode) -> StepOu
         content=response.content,
         tool_calls=calls,
     )
+
+
+@dataclass(frozen=True)
+class _SpecKey:
+    """What a tool's spec is made from: equal keys give equal specs."""
+
+    name: str
+    description: str
+    args_model: type[BaseModel]
+    tool: Tool = field(compare=False, hash=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_spec(key: _SpecKey) -> ToolSpec:
+    return key.tool.spec
+
+
+def _spec(tool: Tool) -> ToolSpec:
+    """``tool.spec``, cached: generating a JSON schema took longer than a whole step."""
+    if tool.problems or tool.args_model is None:
+        return tool.spec  # raises ConfigError with the problems
+    return _cached_spec(_SpecKey(tool.name, tool.description, tool.args_model, tool))
 
 
 def _choose_tier(ctx: StepContext, name: str, node: ModelNode, ladder: ModelLadder) -> int:
@@ -370,10 +451,16 @@ def _account_top_tier(ctx: StepContext, ladder: ModelLadder, usage: Usage) -> No
 async def run_tool_step(ctx: StepContext, node: ToolNode) -> StepOutcome:
     c = ctx.counters
     last = ctx.state.messages[-1] if ctx.state.messages else None
-    calls = last.tool_calls if last is not None and last.role == "assistant" else ()
+    calls: tuple[ToolCall, ...] = (
+        last.tool_calls if last is not None and last.role == "assistant" else ()
+    )
     tools = {t.name: t for t in node.tool_list}
     started = time.perf_counter()
-    results = await asyncio.gather(*(_run_call(ctx, tools, call) for call in calls))
+    results: list[tuple[str, bool]]
+    if len(calls) == 1:  # the common case, without gather's task
+        results = [await _run_call(ctx, tools, calls[0], only=True)]
+    else:
+        results = await asyncio.gather(*(_run_call(ctx, tools, call, only=False) for call in calls))
     for call, (text, _) in zip(calls, results, strict=True):
         ctx.state.messages.append(Message.tool(call, text))
     if calls:
@@ -404,7 +491,9 @@ async def run_tool_step(ctx: StepContext, node: ToolNode) -> StepOutcome:
     )
 
 
-async def _run_call(ctx: StepContext, tools: dict[str, Tool], call: ToolCall) -> tuple[str, bool]:
+async def _run_call(
+    ctx: StepContext, tools: dict[str, Tool], call: ToolCall, *, only: bool
+) -> tuple[str, bool]:
     step = ctx.counters.step
     if call.id in ctx.replay:
         text, is_error = ctx.replay[call.id]
@@ -421,12 +510,14 @@ async def _run_call(ctx: StepContext, tools: dict[str, Tool], call: ToolCall) ->
             )
         )
         return text, is_error
-    ctx.store.tool_call_started(ctx.run_id, step, call.id, call.name, call.arguments)
+    batch = ctx.take_pending()
+    ctx.store.tool_call_started(ctx.run_id, step, call.id, call.name, call.arguments, batch=batch)
+    ctx.notify(batch)
     started = time.perf_counter()
     text, is_error = await _invoke(tools, call)
     seconds = time.perf_counter() - started
-    ctx.store.tool_call_finished(ctx.run_id, call.id, text, is_error, seconds)
-    ctx.emit(
+    ctx.pending.results.append(ToolResult(ctx.run_id, call.id, text, is_error, seconds))
+    ctx.defer(
         ToolCallFinished(
             run_id=ctx.run_id,
             step=step,
@@ -438,7 +529,21 @@ async def _run_call(ctx: StepContext, tools: dict[str, Tool], call: ToolCall) ->
             seconds=seconds,
         )
     )
+    if not only:
+        # Other calls of the step may run on for a long time: commit this one now.
+        # A lone call commits with the step's checkpoint, which follows at once.
+        ctx.flush()
     return text, is_error
+
+
+async def _call_tool(tool: Tool, arguments: dict[str, Any]) -> Any:
+    """``Tool.ainvoke``, with sync functions on the runtime's tool threads."""
+    if tool.is_async:
+        return await tool.ainvoke(arguments)
+    parsed = tool.validate(arguments)
+    return await _in_thread(
+        "tools", tool.fn, **{k: getattr(parsed, k) for k in type(parsed).model_fields}
+    )
 
 
 async def _invoke(tools: dict[str, Tool], call: ToolCall) -> tuple[str, bool]:
@@ -449,7 +554,7 @@ async def _invoke(tools: dict[str, Tool], call: ToolCall) -> tuple[str, bool]:
             f"{', '.join(sorted(tools)) or 'none'}"
         ), True
     try:
-        result = await asyncio.wait_for(tool.ainvoke(call.arguments), tool.timeout)
+        result = await asyncio.wait_for(_call_tool(tool, call.arguments), tool.timeout)
     except ToolArgumentsError as exc:
         return f"Error: invalid arguments: {exc.feedback}", True
     except ToolError as exc:

@@ -85,6 +85,9 @@ class ScriptedModel:
     _turns: list[Turn] = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _last_prompt: str = field(default="", init=False)
+    _rendered: dict[int, tuple[Message | ToolSpec, str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         self._turns = [self._as_turn(t) for t in self.script]
@@ -120,7 +123,7 @@ class ScriptedModel:
                     f"{len(self._turns)} turn(s). Last message: {last!r}"
                 )
             turn = self._turns[index]
-            prompt = "".join(f"{m.role}:{m.content}{m.tool_calls}" for m in messages)
+            prompt = "".join(self._render(messages))
             shared = _common_prefix(self._last_prompt, prompt)
             self._last_prompt = prompt
         if turn.expect is not None:
@@ -195,8 +198,27 @@ class ScriptedModel:
         )
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> int:
-        text = "".join(f"{m.role}:{m.content}{m.tool_calls}" for m in messages)
-        return _estimate_tokens(text) + sum(_estimate_tokens(t.model_dump_json()) for t in tools)
+        parts = self._render([*messages, *tools])
+        text = "".join(parts[: len(messages)])
+        return _estimate_tokens(text) + sum(_estimate_tokens(p) for p in parts[len(messages) :])
+
+    def _render(self, items: Sequence[Message | ToolSpec]) -> list[str]:
+        """The text of each message or tool spec, reusing what the last call rendered.
+
+        Prompts grow by appending, and both kinds are frozen, so nearly every item of a
+        request was rendered the time before (pydantic's repr is slow).
+        """
+        known = self._rendered
+        fresh: dict[int, tuple[Message | ToolSpec, str]] = {}
+        parts = []
+        for item in items:
+            entry = known.get(id(item))
+            if entry is None or entry[0] is not item:
+                entry = (item, _text(item))
+            fresh[id(item)] = entry
+            parts.append(entry[1])
+        self._rendered = fresh
+        return parts
 
     def verify(self) -> None:
         """Raise ScriptError if some scripted turns were never used."""
@@ -219,9 +241,22 @@ class ScriptedModel:
             self.verify()
 
 
+def _text(item: Message | ToolSpec) -> str:
+    if isinstance(item, Message):
+        return f"{item.role}:{item.content}{item.tool_calls}"
+    return item.model_dump_json()
+
+
 def _common_prefix(a: str, b: str) -> int:
+    """Length of the longest common prefix, by bisection on slice comparisons (in C)."""
     n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n  # a[:lo] == b[:lo] and a[:hi] != b[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo

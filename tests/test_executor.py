@@ -252,8 +252,8 @@ def test_pause_and_resume_controls(store: RunStore) -> None:
     statuses: list[str] = []
 
     def steer() -> None:
-        store.send_control(run_id, "pause")
-        while True:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
             runs = {r.id: r for r in store.list_runs()}
             if run_id in runs and runs[run_id].status == "paused":
                 statuses.append("paused")
@@ -261,6 +261,8 @@ def test_pause_and_resume_controls(store: RunStore) -> None:
             time.sleep(0.01)
         store.send_control(run_id, "resume")
 
+    # queued before the run starts, so it applies at the first step boundary
+    store.send_control(run_id, "pause")
     worker = threading.Thread(target=steer)
     worker.start()
     with model:

@@ -1,0 +1,1 @@
+"""Benchmarks of agentkit and their recorded results (``bench/results``)."""
