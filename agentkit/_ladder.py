@@ -70,11 +70,15 @@ class StepSignals:
 
 @dataclass(frozen=True)
 class TierDecision:
+    """The tier for one model step and why, as recorded in the run."""
+
     tier: int
     reason: str
 
 
 class LadderPolicy(Protocol):
+    """Chooses the tier of each model step; see DefaultPolicy."""
+
     def choose(self, signals: StepSignals, tiers: int) -> TierDecision: ...
 
 

@@ -1,0 +1,191 @@
+"""The escalation policy on the scripted model: each trigger escalates, success comes
+back down, every decision carries its reason, and costs are accounted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentkit import (
+    Agent,
+    DefaultPolicy,
+    ModelLadder,
+    ResponsePlan,
+    RunStore,
+    StepSignals,
+    TierDecision,
+    tool,
+)
+from agentkit._agent import run_sync
+from agentkit._executor import Runner
+from agentkit._graph import END, AgentState, Graph, ModelNode, ToolNode
+from agentkit._messages import Message
+from agentkit.testing import ScriptedModel, Turn, call, reply
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@tool
+def flaky(x: int) -> int:
+    """Always fails."""
+    raise RuntimeError("service unavailable")
+
+
+def tiers_and_reasons(store: RunStore, run_id: str) -> list[tuple[int, str]]:
+    return [(e.tier, e.reason) for _, e in store.events(run_id) if e.type == "tier_chosen"]
+
+
+def ladder(small: list[Any], big: list[Any]) -> tuple[ModelLadder, ScriptedModel, ScriptedModel]:
+    s = ScriptedModel(small, name="small", parameters=100_000_000)
+    b = ScriptedModel(big, name="big", parameters=1_000_000_000)
+    return ModelLadder([s, b]), s, b
+
+
+def test_invalid_arguments_after_retries_escalate_then_come_back(store: RunStore) -> None:
+    lad, small, big = ladder(
+        [call("add", a="x", b=1), call("add", a="y", b=1), call("add", a="z", b=1), reply("done")],
+        [call("add", a=1, b=1)],
+    )
+    with small, big:
+        result = Agent(lad, tools=[add], store=store).run("1+1")
+    chosen = tiers_and_reasons(store, result.run_id)
+    assert [t for t, _ in chosen] == [0, 1, 0]
+    assert "stayed invalid" in chosen[1][1]
+    assert "back down" in chosen[2][1]
+    assert result.escalations == 1 and result.tiers == {"0": 2, "1": 1}
+
+
+def test_detector_strike_escalates(store: RunStore) -> None:
+    lad, small, big = ladder([call("add", a=1, b=1)] * 3, [reply("2")])
+    agent = Agent(
+        lad, tools=[add], store=store, responses=ResponsePlan(sequence=("escalate", "stop"))
+    )
+    with small, big:
+        result = agent.run("1+1")
+    chosen = tiers_and_reasons(store, result.run_id)
+    assert chosen[-1][0] == 1 and "repetition detector" in chosen[-1][1]
+    strikes = [e for _, e in store.events(result.run_id) if e.type == "detector_strike"]
+    assert strikes and strikes[0].response == "escalate"
+    assert result.ok
+
+
+def test_low_confidence_escalates(store: RunStore) -> None:
+    unsure = Turn(call("add", a=2, b=2).respond, logprob=-3.0)
+    lad, small, big = ladder([unsure], [reply("4")])
+    with small, big:
+        result = Agent(lad, tools=[add], store=store).run("2+2")
+    chosen = tiers_and_reasons(store, result.run_id)
+    assert [t for t, _ in chosen] == [0, 1]
+    assert "low decision confidence" in chosen[1][1]
+
+
+def test_tool_error_streak_escalates(store: RunStore) -> None:
+    lad, small, big = ladder([call("flaky", x=1), call("flaky", x=2)], [reply("gave up")])
+    with small, big:
+        result = Agent(lad, tools=[flaky], store=store).run("try")
+    chosen = tiers_and_reasons(store, result.run_id)
+    assert [t for t, _ in chosen] == [0, 0, 1]
+    assert "2 tool errors in a row" in chosen[2][1]
+
+
+def test_node_hint_starts_higher(store: RunStore) -> None:
+    lad, small, big = ladder([], [reply("planned")])
+    g = Graph(AgentState, model=lad)
+    g.add_node("plan", ModelNode(tier_hint=1)).add_edge("plan", END)
+    with small, big:
+        result = run_sync(
+            Runner(g.build(), store=store).arun("plan", AgentState(messages=[Message.user("plan")]))
+        )
+    assert tiers_and_reasons(store, result.run_id) == [(1, "node hint asks for tier 1")]
+
+
+def test_every_decision_has_a_reason(store: RunStore) -> None:
+    lad, small, big = ladder([call("add", a=1, b=2), reply("3")], [])
+    with small, big:
+        result = Agent(lad, tools=[add], store=store).run("1+2")
+    assert all(reason for _, reason in tiers_and_reasons(store, result.run_id))
+
+
+def test_a_custom_policy_in_a_few_lines(store: RunStore) -> None:
+    class TopOnEvenSteps:
+        def choose(self, signals: StepSignals, tiers: int) -> TierDecision:
+            tier = tiers - 1 if signals.step % 2 == 1 else 0
+            return TierDecision(tier, f"step {signals.step}")
+
+    s = ScriptedModel([], name="small")
+    b = ScriptedModel([call("add", a=1, b=1), reply("2")], name="big")
+    with s, b:
+        result = Agent(ModelLadder([s, b], policy=TopOnEvenSteps()), tools=[add], store=store).run(
+            "1+1"
+        )
+    assert tiers_and_reasons(store, result.run_id) == [(1, "step 1"), (1, "step 3")]
+
+
+def test_cost_accounting_against_the_top_tier(store: RunStore) -> None:
+    lad, small, big = ladder([call("add", a=1, b=2), reply("3")], [])
+    with small, big:
+        result = Agent(lad, tools=[add], store=store).run("1+2")
+    assert result.compute > 0
+    assert abs(result.top_tier_compute - 10 * result.compute) < 1e-9  # 1B vs 100M params
+    assert result.compute_ratio is not None and abs(result.compute_ratio - 0.1) < 1e-9
+    assert result.top_tier_seconds > 0
+    run = store.get_run(result.run_id)
+    assert abs(run.compute - result.compute) < 1e-9
+
+
+def test_default_policy_table() -> None:
+    p = DefaultPolicy()
+    cases = [
+        (StepSignals(step=1, node="m"), 0, "cheapest"),
+        (StepSignals(step=3, node="m", previous_tier=0, argument_failures=1), 1, "invalid"),
+        (StepSignals(step=3, node="m", previous_tier=1, confidence=0.1), 2, "confidence"),
+        (StepSignals(step=3, node="m", previous_tier=2, tool_error_streak=5), 2, "top tier"),
+        (StepSignals(step=5, node="m", previous_tier=2), 0, "back down"),
+        (StepSignals(step=5, node="m", previous_tier=0, previous_step_ok=False), 1, "failed"),
+        (StepSignals(step=5, node="m", forced=7), 2, "forced"),
+        (StepSignals(step=5, node="m", hint=1), 1, "hint"),
+    ]
+    for signals, tier, word in cases:
+        decision = p.choose(signals, 3)
+        assert decision.tier == tier and word in decision.reason, (signals, decision)
+
+
+def test_named_tiers_load_lazily_within_a_memory_budget() -> None:
+    loaded: list[str] = []
+    closed: list[str] = []
+
+    class Sized(ScriptedModel):
+        memory_bytes = 600
+
+        def close(self) -> None:
+            closed.append(self.name)
+
+    def loader(name: str) -> ScriptedModel:
+        loaded.append(name)
+        return Sized([], name=name)
+
+    lad = ModelLadder(["a", "b"], loader=loader, memory_budget_bytes=1000)
+    assert loaded == []
+    lad.model(0)
+    lad.model(0)
+    assert loaded == ["a"]
+    lad.model(1)
+    assert loaded == ["a", "b"] and closed == ["a"]
+    lad.model(0)
+    assert closed == ["a", "b"]
+
+
+def test_tool_node_of_custom_graph_escalates_via_shared_signals(store: RunStore) -> None:
+    lad, small, big = ladder([call("flaky", x=1), call("flaky", x=2)], [reply("stop")])
+    g = Graph(AgentState, model=lad, max_steps=10)
+    g.add_node("m", ModelNode(tools=[flaky])).add_node("t", ToolNode(tools=[flaky]))
+    g.add_conditional_edges("m", lambda s: "t" if s.messages[-1].tool_calls else END, ["t", END])
+    g.add_edge("t", "m")
+    with small, big:
+        result = run_sync(
+            Runner(g.build(), store=store).arun("x", AgentState(messages=[Message.user("x")]))
+        )
+    assert [t for t, _ in tiers_and_reasons(store, result.run_id)] == [0, 0, 1]
