@@ -178,13 +178,18 @@ def _resume(args: argparse.Namespace) -> int:
             f"run {run.id} did not record where its agent is defined; pass "
             "--app module:attr or --app path/to/script.py:attr"
         )
-    agent = load_app(str(spec))
-    from ._agent import Agent
+    app = load_app(str(spec))
+    from ._agent import Agent, run_sync
+    from ._executor import Runner
 
-    if not isinstance(agent, Agent):
-        raise ConfigError(f"{spec} is not an Agent (got {type(agent).__name__})")
-    agent._store = store
-    result = agent.resume(run.id)
+    if isinstance(app, Agent):
+        app._store = store
+        result = app.resume(run.id)
+    elif isinstance(app, Runner):
+        app.store = store
+        result = run_sync(app.aresume(run.id))
+    else:
+        raise ConfigError(f"{spec} is not an Agent or a Runner (got {type(app).__name__})")
     print(result.summary())
     return result.exit_code
 
@@ -211,8 +216,11 @@ def load_app(spec: str) -> Any:
     except AttributeError as exc:
         raise ConfigError(f"{target} has no attribute {attr!r}") from exc
     from ._agent import Agent
+    from ._executor import Runner
 
-    return obj if isinstance(obj, Agent) else obj() if callable(obj) else obj
+    if isinstance(obj, (Agent, Runner)):
+        return obj
+    return obj() if callable(obj) else obj
 
 
 def _control(args: argparse.Namespace) -> int:

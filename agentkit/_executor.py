@@ -173,6 +173,8 @@ class Runner(Generic[S]):
             self._finish(ctx, "failed", None, f"{type(exc).__name__}: {exc}", None)
             raise
         answer = _answer(ctx.state, status)
+        if status == "succeeded" and _ended_empty(ctx.state):
+            status, error = "failed", "the model's final reply was empty"
         self._finish(ctx, status, answer, error, diagnosis)
         return RunResult(
             run_id=ctx.run_id,
@@ -371,6 +373,15 @@ def _checkpoint_json(state: BaseModel, counters: RunCounters, next_node: str) ->
     data = {name: getattr(counters, name) for name in _COUNTER_FIELDS}
     data["node"] = next_node
     return f'{{"state": {state.model_dump_json()}, "counters": {json.dumps(data)}}}'
+
+
+def _ended_empty(state: BaseModel) -> bool:
+    """A conversation whose last word is an empty assistant reply has no answer."""
+    messages: list[Message] = getattr(state, "messages", [])
+    if not messages or messages[-1].role != "assistant":
+        return False
+    last = messages[-1]
+    return not last.content.strip() and not last.tool_calls
 
 
 def _answer(state: BaseModel, status: str) -> str | None:

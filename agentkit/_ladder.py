@@ -31,6 +31,7 @@ __all__ = [
     "DefaultPolicy",
     "LadderPolicy",
     "ModelLadder",
+    "StepReview",
     "StepSignals",
     "TierDecision",
     "decision_confidence",
@@ -69,6 +70,25 @@ class StepSignals:
 
 
 @dataclass(frozen=True)
+class StepReview:
+    """A model turn as the policy sees it before the turn is accepted."""
+
+    tier: int
+    has_tool_calls: bool
+    empty: bool
+    truncated: bool
+    """The reply was cut off at max_tokens."""
+    invalid_calls: int
+    """Tool calls still invalid after the in-step retries."""
+    confidence: float | None
+    tools_offered: bool
+    tools_used_before: bool
+    """Whether any earlier step of the run called a tool."""
+    disagreement: str | None = None
+    """Set when self-consistency samples disagreed, with the details."""
+
+
+@dataclass(frozen=True)
 class TierDecision:
     """The tier for one model step and why, as recorded in the run."""
 
@@ -77,7 +97,11 @@ class TierDecision:
 
 
 class LadderPolicy(Protocol):
-    """Chooses the tier of each model step; see DefaultPolicy."""
+    """Chooses the tier of each model step; see DefaultPolicy.
+
+    A policy may also define ``review(review: StepReview, tiers: int) -> str | None``,
+    asked after each turn below the top tier: a reason redoes the turn one tier up.
+    """
 
     def choose(self, signals: StepSignals, tiers: int) -> TierDecision: ...
 
@@ -89,6 +113,31 @@ class DefaultPolicy:
     low_confidence: float = 0.35
     tool_error_streak: int = 2
     base_tier: int = 0
+    expect_tool_use: bool = True
+    """Escalate a run's first answer when tools were offered and none was used."""
+
+    def review(self, review: StepReview, tiers: int) -> str | None:
+        """Why this turn should be redone one tier up, or None to accept it."""
+        if review.tier >= tiers - 1:
+            return None
+        if review.disagreement:
+            return review.disagreement
+        if review.invalid_calls:
+            return f"{review.invalid_calls} tool call(s) stayed invalid after retries"
+        if review.truncated:
+            return "the reply was cut off at the token limit"
+        if review.empty:
+            return "the reply was empty"
+        if (
+            not review.has_tool_calls
+            and self.expect_tool_use
+            and review.tools_offered
+            and not review.tools_used_before
+        ):
+            return "answered without using any of the tools offered"
+        if review.confidence is not None and review.confidence < self.low_confidence:
+            return f"low decision confidence {review.confidence:.2f} < {self.low_confidence:.2f}"
+        return None
 
     def choose(self, signals: StepSignals, tiers: int) -> TierDecision:
         top = tiers - 1

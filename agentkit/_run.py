@@ -39,6 +39,7 @@ class RunCounters:
     forced_tier: int | None = None
     strikes: int = 0
     resample_next: bool = False
+    tools_used: bool = False
     resamples: int = 0
     budget_warned: bool = False
     escalations: int = 0

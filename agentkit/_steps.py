@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import functools
+import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,7 +30,7 @@ from pydantic import BaseModel
 
 from ._context import condense
 from ._detect import DetectorConfig, ResponsePlan, Strike, diagnosis
-from ._detect_steps import LoopDetector, StepObservation
+from ._detect_steps import LoopDetector, StepObservation, canonical_arguments
 from ._detect_stream import StreamDetector
 from ._errors import ConfigError, RunStopped, ToolError
 from ._events import (
@@ -41,7 +44,7 @@ from ._events import (
     ToolCallFinished,
 )
 from ._graph import CompiledGraph, ModelNode, ToolNode
-from ._ladder import ModelLadder, StepSignals, as_ladder, decision_confidence
+from ._ladder import ModelLadder, StepReview, StepSignals, as_ladder, decision_confidence
 from ._messages import Message, ModelResponse, ToolCall, ToolSpec, Usage
 from ._model import ChatModel, Sampling
 from ._run import RunCounters
@@ -145,6 +148,18 @@ async def _in_thread(pool: str, fn: Callable[..., T], /, *args: Any, **kwargs: A
 # -- model step ----------------------------------------------------------------------
 
 
+@dataclass
+class _Generation:
+    """One model turn after its in-step retries, and what it cost."""
+
+    response: ModelResponse
+    invalid: list[tuple[ToolCall, str]]
+    tier: int
+    usage: Usage = field(default_factory=Usage)
+    compute: float = 0.0
+    saved: int = 0
+
+
 async def run_model_step(ctx: StepContext, name: str, node: ModelNode) -> StepOutcome:
     c = ctx.counters
     configured = node.model if node.model is not None else ctx.graph.model
@@ -152,58 +167,31 @@ async def run_model_step(ctx: StepContext, name: str, node: ModelNode) -> StepOu
         raise ConfigError(f"model node {name!r} has no model")
     ladder = as_ladder(configured)
     tier = _choose_tier(ctx, name, node, ladder)
-    model = ladder.model(tier)
     steps_left = (ctx.graph.max_steps - c.step) if ctx.graph.max_steps is not None else None
     _warn_budget(ctx, steps_left)
     tools = [] if steps_left == 0 else node.tool_list
     specs = [_spec(t) for t in tools]
-    known = {t.name: t for t in tools}
     sampling = _resampled(ctx, node.sampling) if c.resample_next else node.sampling
     c.resample_next = False
-    total = Usage()
     started = time.perf_counter()
-    saved = 0
-    stream_retries = argument_attempts = 0
+    total = Usage()
     compute = 0.0
+    saved = 0
     while True:
-        messages = _prompt(ctx, node, model, specs, sampling)
-        stream = StreamDetector(ctx.detectors)
-        tripped: list[Strike] = []
-
-        def on_token(
-            piece: str, stream: StreamDetector = stream, tripped: list[Strike] = tripped
-        ) -> bool:
-            strike = stream.feed(piece)
-            if strike is not None:
-                tripped.append(strike)
-                return True
-            return False
-
-        ctx.flush()
-        response = await _in_thread(
-            "model", model.complete, messages, tools=specs, sampling=sampling, on_token=on_token
-        )
-        total = total + response.usage
-        compute += _compute(response.usage, model.parameters)
-        _account_top_tier(ctx, ladder, response.usage)
-        if tripped:
-            saved += max(0, sampling.max_tokens - response.usage.completion_tokens)
-            action = respond_to_strikes(ctx, tripped, can_escalate=tier < len(ladder) - 1)
-            if stream_retries < _MAX_STREAM_RETRIES:
-                stream_retries += 1
-                if action == "resample":
-                    sampling = _resampled(ctx, sampling)
-                    c.resample_next = False
-                elif action == "escalate" and tier < len(ladder) - 1:
-                    tier = _escalate_now(ctx, name, ladder, tier, "degenerate text")
-                    model = ladder.model(tier)
-                continue
-        invalid = _invalid_calls(response, known)
-        if invalid and argument_attempts < node.argument_retries:
-            argument_attempts += 1
-            _send_back(ctx, response, invalid, argument_attempts)
-            continue
-        break
+        gen = await _generate(ctx, name, node, ladder, tier, specs, sampling)
+        tier = gen.tier
+        total, compute, saved = total + gen.usage, compute + gen.compute, saved + gen.saved
+        if tier >= len(ladder) - 1:
+            break
+        # A step going badly is redone on a larger tier before its result is accepted:
+        # a final answer ends the run, so waiting for the next step would be too late.
+        reason, extra, extra_compute = await _review(ctx, node, ladder, gen, specs, sampling)
+        total, compute = total + extra, compute + extra_compute
+        if reason is None:
+            break
+        tier = _escalate_now(ctx, name, ladder, tier, reason)
+    model = ladder.model(tier)
+    response, invalid = gen.response, gen.invalid
     ctx.state.messages.append(response.as_message())
     c.argument_failures = len(invalid)
     c.previous_step_ok = not invalid and bool(response.content.strip() or response.tool_calls)
@@ -214,6 +202,8 @@ async def run_model_step(ctx: StepContext, name: str, node: ModelNode) -> StepOu
     c.add_usage(total)
     c.compute += compute
     c.tokens_saved += saved
+    if response.tool_calls:
+        c.tools_used = True
     ladder.record_speed(tier, total.evaluated_tokens, total.completion_tokens, total.seconds)
     if not response.tool_calls and "answer" in type(ctx.state).model_fields:
         ctx.state.answer = response.content.strip() or None
@@ -259,6 +249,151 @@ async def run_model_step(ctx: StepContext, name: str, node: ModelNode) -> StepOu
         content=response.content,
         tool_calls=calls,
     )
+
+
+async def _generate(
+    ctx: StepContext,
+    name: str,
+    node: ModelNode,
+    ladder: ModelLadder,
+    tier: int,
+    specs: list[ToolSpec],
+    sampling: Sampling,
+) -> _Generation:
+    """One turn on one tier, with the retries that stay inside a step: degenerate text
+    cut off by the stream detector, and invalid tool arguments sent back to the model."""
+    c = ctx.counters
+    known = {t.name: t for t in node.tool_list if any(s.name == t.name for s in specs)}
+    gen_usage = Usage()
+    compute = 0.0
+    saved = 0
+    stream_retries = argument_attempts = 0
+    while True:
+        model = ladder.model(tier)
+        messages = _prompt(ctx, node, model, specs, sampling)
+        stream = StreamDetector(ctx.detectors)
+        tripped: list[Strike] = []
+
+        def on_token(
+            piece: str, stream: StreamDetector = stream, tripped: list[Strike] = tripped
+        ) -> bool:
+            strike = stream.feed(piece)
+            if strike is not None:
+                tripped.append(dataclasses.replace(strike, steps=(c.step,)))
+                return True
+            return False
+
+        ctx.flush()
+        response = await _in_thread(
+            "model", model.complete, messages, tools=specs, sampling=sampling, on_token=on_token
+        )
+        gen_usage = gen_usage + response.usage
+        compute += _compute(response.usage, model.parameters)
+        _account_top_tier(ctx, ladder, response.usage)
+        if tripped:
+            saved += max(0, sampling.max_tokens - response.usage.completion_tokens)
+            action = respond_to_strikes(ctx, tripped, can_escalate=tier < len(ladder) - 1)
+            if stream_retries < _MAX_STREAM_RETRIES:
+                stream_retries += 1
+                if action == "resample":
+                    sampling = _resampled(ctx, sampling)
+                    c.resample_next = False
+                elif action == "escalate" and tier < len(ladder) - 1:
+                    tier = _escalate_now(ctx, name, ladder, tier, "degenerate text")
+                continue
+        response = _dedupe_calls(response)
+        invalid = _invalid_calls(response, known)
+        if invalid and argument_attempts < node.argument_retries:
+            argument_attempts += 1
+            _send_back(ctx, response, invalid, argument_attempts)
+            continue
+        return _Generation(response, invalid, tier, gen_usage, compute, saved)
+
+
+async def _review(
+    ctx: StepContext,
+    node: ModelNode,
+    ladder: ModelLadder,
+    gen: _Generation,
+    specs: list[ToolSpec],
+    sampling: Sampling,
+) -> tuple[str | None, Usage, float]:
+    """Ask the policy whether this turn should be redone one tier up, and why.
+
+    With ``self_consistency`` above 1, more samples are drawn on the same tier first;
+    when no majority agrees with each other the step escalates. Returns the reason (or
+    None), and the usage and compute of the extra samples.
+    """
+    response = gen.response
+    extra = Usage()
+    extra_compute = 0.0
+    disagreement: str | None = None
+    if ladder.self_consistency > 1 and not gen.invalid:
+        model = ladder.model(gen.tier)
+        samples = [response]
+        hot = sampling.model_copy(update={"temperature": max(0.7, sampling.temperature)})
+        for i in range(1, ladder.self_consistency):
+            seeded = hot.model_copy(update={"seed": (sampling.seed or 0) + 101 * i})
+            messages = _prompt(ctx, node, model, specs, seeded)
+            sample = await _in_thread(
+                "model", model.complete, messages, tools=specs, sampling=seeded
+            )
+            extra = extra + sample.usage
+            extra_compute += _compute(sample.usage, model.parameters)
+            _account_top_tier(ctx, ladder, sample.usage)
+            samples.append(sample)
+        votes = Counter(_signature(r) for r in samples)
+        best, count = votes.most_common(1)[0]
+        if count * 2 <= len(samples):
+            disagreement = (
+                f"self-consistency: the {len(samples)} samples disagree (at most {count} alike)"
+            )
+        else:
+            gen.response = next(r for r in samples if _signature(r) == best)
+    review = StepReview(
+        tier=gen.tier,
+        has_tool_calls=bool(gen.response.tool_calls),
+        empty=not gen.response.content.strip() and not gen.response.tool_calls,
+        truncated=gen.response.finish_reason == "length",
+        invalid_calls=len(gen.invalid),
+        confidence=decision_confidence(gen.response),
+        tools_offered=bool(specs),
+        tools_used_before=ctx.counters.tools_used,
+        disagreement=disagreement,
+    )
+    judge = getattr(ladder.policy, "review", None)
+    if callable(judge):
+        verdict: str | None = judge(review, len(ladder))
+    else:
+        verdict = disagreement
+    return verdict, extra, extra_compute
+
+
+def _signature(response: ModelResponse) -> str:
+    """What two samples must share to count as the same decision."""
+    if response.tool_calls:
+        return "|".join(
+            sorted(f"{c.name}:{canonical_arguments(c.arguments)}" for c in response.tool_calls)
+        )
+    numbers = re.findall(r"-?\d+(?:[.,]\d+)*", response.content)
+    return "text:" + (
+        " ".join(n.replace(",", "") for n in numbers)
+        or " ".join(response.content.lower().split())[:200]
+    )
+
+
+def _dedupe_calls(response: ModelResponse) -> ModelResponse:
+    """Drop exact repeats of a call within one turn (small models fill every slot)."""
+    seen: set[str] = set()
+    kept: list[ToolCall] = []
+    for call in response.tool_calls:
+        key = f"{call.name}:{canonical_arguments(call.arguments)}"
+        if key not in seen:
+            seen.add(key)
+            kept.append(call)
+    if len(kept) == len(response.tool_calls):
+        return response
+    return response.model_copy(update={"tool_calls": tuple(kept)})
 
 
 @dataclass(frozen=True)
@@ -579,13 +714,16 @@ def _observe(ctx: StepContext, observation: StepObservation) -> None:
 
 
 def respond_to_strikes(ctx: StepContext, strikes: list[Strike], *, can_escalate: bool) -> str:
-    """Apply the graded response to new strikes; returns the last response applied."""
+    """Apply one graded response to the strikes a step earned, and record each strike.
+
+    Several detectors often fire on the same repetition; they count as one strike of
+    the run, so one bad step cannot use up the whole plan at once.
+    """
     c = ctx.counters
-    action = "nudge"
+    c.strikes += 1
+    ctx.strikes.extend(strikes)
+    action = ctx.responses.next_response(c.strikes, can_escalate)
     for strike in strikes:
-        c.strikes += 1
-        ctx.strikes.append(strike)
-        action = ctx.responses.next_response(c.strikes, can_escalate)
         ctx.emit(
             DetectorStrike(
                 run_id=ctx.run_id,
@@ -600,14 +738,15 @@ def respond_to_strikes(ctx: StepContext, strikes: list[Strike], *, can_escalate:
         c.strike_log.append(
             {"detector": strike.detector, "steps": list(strike.steps), "response": action}
         )
-        if action == "stop":
-            raise RunStopped(diagnosis(ctx.strikes), run_id=ctx.run_id, step=c.step)
-        if action == "nudge":
-            ctx.state.messages.append(Message.user(f"[agentkit] {strike.message}"))
-        elif action == "resample":
-            c.resample_next = True
-        elif action == "escalate":
-            c.detector_escalate = True
+    if action == "stop":
+        raise RunStopped(diagnosis(ctx.strikes), run_id=ctx.run_id, step=c.step)
+    if action == "nudge":
+        text = " ".join(dict.fromkeys(s.message for s in strikes))
+        ctx.state.messages.append(Message.user(f"[agentkit] {text}"))
+    elif action == "resample":
+        c.resample_next = True
+    elif action == "escalate":
+        c.detector_escalate = True
     return action
 
 

@@ -350,3 +350,11 @@ def test_run_inside_event_loop_points_to_arun(store: RunStore) -> None:
 
     with pytest.raises(ConfigError, match="arun"):
         asyncio.run(inside())
+
+
+def test_an_empty_final_reply_is_not_a_success(store: RunStore) -> None:
+    model = ScriptedModel([call("add", a=1, b=1), reply("")])
+    with model:
+        result = Agent(model, tools=[add], store=store).run("1+1")
+    assert result.status == "failed" and result.error == "the model's final reply was empty"
+    assert result.exit_code != 0

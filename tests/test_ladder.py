@@ -55,7 +55,9 @@ def test_invalid_arguments_after_retries_escalate_then_come_back(store: RunStore
     assert [t for t, _ in chosen] == [0, 1, 0]
     assert "stayed invalid" in chosen[1][1]
     assert "back down" in chosen[2][1]
-    assert result.escalations == 1 and result.tiers == {"0": 2, "1": 1}
+    # the invalid turn was redone on tier 1 within step 1; step 3 came back to tier 0
+    assert result.escalations == 1 and result.tiers == {"1": 1, "0": 1}
+    assert big.requests[0][-1].role == "tool"  # the big model saw the rejected attempts
 
 
 def test_detector_strike_escalates(store: RunStore) -> None:
@@ -189,3 +191,83 @@ def test_tool_node_of_custom_graph_escalates_via_shared_signals(store: RunStore)
             Runner(g.build(), store=store).arun("x", AgentState(messages=[Message.user("x")]))
         )
     assert [t for t, _ in tiers_and_reasons(store, result.run_id)] == [0, 0, 1]
+
+
+def test_untooled_first_answer_is_redone_one_tier_up(store: RunStore) -> None:
+    lad, small, big = ladder([reply("It is 12, I think."), reply("12")], [call("add", a=5, b=7)])
+    with small, big:
+        result = Agent(lad, tools=[add], store=store).run("5+7")
+    chosen = tiers_and_reasons(store, result.run_id)
+    assert chosen[1] == (
+        1,
+        "escalate within the step: answered without using any of the tools offered",
+    )
+    assert result.answer == "12"
+    # the small model's rejected answer never entered the conversation
+    assert all("I think" not in m.content for m in result.state.messages)
+
+
+def test_empty_and_truncated_replies_are_redone(store: RunStore) -> None:
+    from agentkit._messages import ModelResponse
+
+    cut = Turn(ModelResponse(content="The answer is", finish_reason="length"))
+    lad, small, big = ladder(
+        [
+            call("add", a=1, b=1),
+            reply("   "),
+        ],
+        [reply("2")],
+    )
+    with small, big:
+        result = Agent(lad, tools=[add], store=store).run("1+1")
+    assert "the reply was empty" in tiers_and_reasons(store, result.run_id)[-1][1]
+    lad, small, big = ladder([call("add", a=1, b=1), cut], [reply("2")])
+    with small, big:
+        result = Agent(lad, tools=[add], store=store).run("1+1")
+    assert "cut off at the token limit" in tiers_and_reasons(store, result.run_id)[-1][1]
+    assert result.answer == "2"
+
+
+def test_self_consistency_agreement_stays_cheap(store: RunStore) -> None:
+    small = ScriptedModel([call("add", a=2, b=2)] * 3 + [reply("4")] * 3, name="small")
+    big = ScriptedModel([], name="big")
+    lad = ModelLadder([small, big], self_consistency=3)
+    with small, big:
+        result = Agent(lad, tools=[add], store=store).run("2+2")
+    assert result.answer == "4" and result.tiers == {"0": 2}
+    assert len(small.requests) == 6  # three samples per model step
+
+
+def test_self_consistency_disagreement_escalates(store: RunStore) -> None:
+    small = ScriptedModel(
+        [call("add", a=2, b=2), call("add", a=2, b=3), call("add", a=1, b=2)] + [reply("4")] * 3,
+        name="small",
+    )
+    big = ScriptedModel([call("add", a=2, b=2)], name="big")
+    lad = ModelLadder([small, big], self_consistency=3)
+    with small, big:
+        result = Agent(lad, tools=[add], store=store).run("2+2")
+    reasons = [r for _, r in tiers_and_reasons(store, result.run_id)]
+    assert "samples disagree" in reasons[1]
+    assert result.answer == "4"
+
+
+def test_several_strikes_in_one_step_are_one_graded_response(store: RunStore) -> None:
+    from agentkit._detect_steps import LoopDetector, StepObservation
+    from agentkit._steps import respond_to_strikes
+
+    agent = Agent(ScriptedModel([]), store=store)
+    runner: Runner[AgentState] = agent.runner()
+    store.create_run("r", name="n", task="t")
+    ctx = runner._context(
+        "r", AgentState(), __import__("agentkit._run")._run.RunCounters(node="model"), None
+    )
+    detector = LoopDetector()
+    strikes = []
+    for i in range(1, 5):
+        strikes += detector.observe(
+            StepObservation(index=i, tool_calls=(("f", {"a": 1}),), results=(("same", False),))
+        )
+    assert len(strikes) >= 1
+    action = respond_to_strikes(ctx, strikes * 3, can_escalate=False)
+    assert action == "nudge" and ctx.counters.strikes == 1
