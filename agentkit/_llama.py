@@ -336,7 +336,9 @@ class LlamaCppModel:
         content = text.strip()
         # A stopped or cancelled turn is cut short: its calls are not to be run.
         if tools and finish not in ("stopped", "cancelled"):
-            content, calls = parse_tool_calls(text, [t.name for t in tools])
+            content, calls = parse_tool_calls(
+                text, [t.name for t in tools], cut_off=finish == "length"
+            )
             if calls and finish == "stop":
                 finish = "tool_calls"
         usage = Usage(

@@ -270,14 +270,20 @@ def _loads(text: str) -> Any:
         return None
 
 
-def _json_sequence(text: str) -> list[Any] | None:
-    """Consecutive JSON values separated only by whitespace (bare calls), else None."""
+def _json_sequence(text: str, *, cut_off: bool = False) -> list[Any] | None:
+    """Consecutive JSON values separated only by whitespace (bare calls), else None.
+
+    With ``cut_off`` (the reply hit the token limit) an incomplete last value is
+    dropped instead of spoiling the complete ones before it.
+    """
     decoder = json.JSONDecoder()
     values, pos, text = [], 0, text.strip()
     while pos < len(text):
         try:
             value, end = decoder.raw_decode(text, pos)
         except ValueError:
+            if cut_off and values:
+                break
             return None
         values.append(value)
         pos = end
@@ -286,13 +292,16 @@ def _json_sequence(text: str) -> list[Any] | None:
     return values or None
 
 
-def parse_tool_calls(text: str, tool_names: Collection[str]) -> tuple[str, list[ToolCall]]:
+def parse_tool_calls(
+    text: str, tool_names: Collection[str], *, cut_off: bool = False
+) -> tuple[str, list[ToolCall]]:
     """Split a reply into (remaining text, calls of known tools).
 
     Reads the three call forms the grammar allows: ``<tool_call>`` blocks, fenced JSON
     blocks and bare JSON objects naming a known tool (the habits of small models, also
     read when they come unconstrained). A block that does not parse as a call of a
-    known tool stays in the text, for the caller to see.
+    known tool stays in the text, for the caller to see. With ``cut_off`` (the reply hit
+    the token limit) the complete calls before an unfinished one are kept.
     """
     if not tool_names:
         return text.strip(), []
@@ -306,7 +315,10 @@ def parse_tool_calls(text: str, tool_names: Collection[str]) -> tuple[str, list[
         return ""
 
     rest = _FENCED.sub(take, _TAGGED.sub(take, text)).strip()
-    values = _json_sequence(rest) if rest.startswith(("{", "[")) else None
+    if cut_off and calls:
+        # an unfinished block after complete ones is the part the token limit cut
+        rest = re.sub(r"(<tool_call>|```)[^\n]*(\n[\s\S]*)?$", "", rest).strip()
+    values = _json_sequence(rest, cut_off=cut_off) if rest.startswith(("{", "[")) else None
     if values is not None:
         found = [_as_calls(v, tool_names) for v in values]
         if all(f is not None for f in found):

@@ -246,8 +246,28 @@ def test_doubled_braces_in_a_native_template_example_are_fixed() -> None:
     # the Jinja literal above is what Qwen2.5's GGUF ships: `{{"name"...}}` inside a
     # string block renders as the doubled form, which models then imitate
     raw = '{% raw %}{{"name": <function-name>, "arguments": <args-json-object>}}{% endraw %}'
-    renderer = ChatRenderer(template.replace(
-        '{{"name": <function-name>, "arguments": <args-json-object>}}', raw))
+    renderer = ChatRenderer(
+        template.replace('{{"name": <function-name>, "arguments": <args-json-object>}}', raw)
+    )
     text = renderer.render([], [ToolSpec(name="t", description="d")])
     assert '{"name": <function-name>, "arguments": <args-json-object>}' in text
     assert "{{" not in text
+
+
+def test_calls_before_a_cut_off_one_are_kept() -> None:
+    from agentkit._template import parse_tool_calls
+
+    text = (
+        '{"name": "multiply", "arguments": {"a": 12, "b": 7}}\n'
+        '{"name": "price_of", "arguments": {"item": "pen"}}\n{"name": "mul'
+    )
+    rest, calls = parse_tool_calls(text, ["multiply", "price_of"], cut_off=True)
+    assert [c.name for c in calls] == ["multiply", "price_of"] and rest == ""
+    rest, calls = parse_tool_calls(text, ["multiply", "price_of"])
+    assert calls == []  # not cut off: an unparsable tail keeps the whole reply as text
+    tagged = (
+        '<tool_call>\n{"name": "price_of", "arguments": {"item": "pen"}}\n</tool_call>\n'
+        '<tool_call>\n{"name": "price_'
+    )
+    rest, calls = parse_tool_calls(tagged, ["price_of"], cut_off=True)
+    assert [c.name for c in calls] == ["price_of"] and rest == ""
