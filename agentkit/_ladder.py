@@ -67,6 +67,8 @@ class StepSignals:
     tool_error_streak: int = 0
     hint: int | None = None
     forced: int | None = None
+    escalated_from: dict[int, int] = field(default_factory=dict)
+    """How often this run has escalated away from each tier so far."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ class StepReview:
     """Whether any earlier step of the run called a tool."""
     disagreement: str | None = None
     """Set when self-consistency samples disagreed, with the details."""
+    echoes_markup: bool = False
+    """The answer repeats tool-call or tool-result markup instead of answering."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,9 @@ class DefaultPolicy:
     base_tier: int = 0
     expect_tool_use: bool = True
     """Escalate a run's first answer when tools were offered and none was used."""
+    give_up_after: int = 2
+    """After this many escalations away from a tier, later steps of the run start above
+    it: a tier that keeps failing this task is not worth trying first again."""
 
     def review(self, review: StepReview, tiers: int) -> str | None:
         """Why this turn should be redone one tier up, or None to accept it."""
@@ -128,6 +135,8 @@ class DefaultPolicy:
             return "the reply was cut off at the token limit"
         if review.empty:
             return "the reply was empty"
+        if review.echoes_markup and not review.has_tool_calls:
+            return "the answer repeats tool markup instead of answering"
         if (
             not review.has_tool_calls
             and self.expect_tool_use
@@ -159,6 +168,9 @@ class DefaultPolicy:
         if not signals.previous_step_ok and not reasons:
             reasons.append("the previous model step failed")
         floor = self.base_tier
+        while floor < top and signals.escalated_from.get(floor, 0) >= self.give_up_after:
+            floor += 1
+        gave_up = floor > self.base_tier
         if signals.hint is not None:
             floor = max(floor, min(top, signals.hint))
         if reasons:
@@ -168,7 +180,10 @@ class DefaultPolicy:
         if signals.hint is not None:
             return TierDecision(floor, f"node hint asks for tier {floor}")
         if previous > floor:
-            return TierDecision(floor, f"hard step on tier {previous} succeeded; back down")
+            note = f" (tiers below {floor} failed repeatedly in this run)" if gave_up else ""
+            return TierDecision(floor, f"hard step on tier {previous} succeeded; back down{note}")
+        if gave_up:
+            return TierDecision(floor, f"tiers below {floor} failed repeatedly in this run")
         return TierDecision(floor, "default: cheapest tier")
 
 

@@ -40,6 +40,7 @@ class RunCounters:
     strikes: int = 0
     resample_next: bool = False
     tools_used: bool = False
+    escalated_from: dict[str, int] = field(default_factory=dict)
     resamples: int = 0
     budget_warned: bool = False
     escalations: int = 0

@@ -360,6 +360,7 @@ async def _review(
         tools_offered=bool(specs),
         tools_used_before=ctx.counters.tools_used,
         disagreement=disagreement,
+        echoes_markup=_MARKUP.search(gen.response.content) is not None,
     )
     judge = getattr(ladder.policy, "review", None)
     if callable(judge):
@@ -367,6 +368,9 @@ async def _review(
     else:
         verdict = disagreement
     return verdict, extra, extra_compute
+
+
+_MARKUP = re.compile(r"</?tool_(?:call|response)>|^\s*\{\s*\"name\"\s*:")
 
 
 def _signature(response: ModelResponse) -> str:
@@ -431,6 +435,7 @@ def _choose_tier(ctx: StepContext, name: str, node: ModelNode, ladder: ModelLadd
         tool_error_streak=c.tool_error_streak,
         hint=node.tier_hint,
         forced=c.forced_tier,
+        escalated_from={int(k): v for k, v in c.escalated_from.items()},
     )
     decision = ladder.policy.choose(signals, len(ladder))
     tier = max(0, min(len(ladder) - 1, decision.tier))
@@ -445,15 +450,21 @@ def _choose_tier(ctx: StepContext, name: str, node: ModelNode, ladder: ModelLadd
         reason=decision.reason,
         previous_tier=c.previous_tier,
     )
-    if event.escalated:
+    if event.escalated and c.previous_tier is not None:
         c.escalations += 1
+        _note_escalation(c, c.previous_tier)
     ctx.emit(event)
     return tier
+
+
+def _note_escalation(c: RunCounters, from_tier: int) -> None:
+    c.escalated_from[str(from_tier)] = c.escalated_from.get(str(from_tier), 0) + 1
 
 
 def _escalate_now(ctx: StepContext, name: str, ladder: ModelLadder, tier: int, why: str) -> int:
     new = tier + 1
     ctx.counters.escalations += 1
+    _note_escalation(ctx.counters, tier)
     ctx.emit(
         TierChosen(
             run_id=ctx.run_id,

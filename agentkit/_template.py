@@ -277,7 +277,8 @@ def _json_sequence(text: str, *, cut_off: bool = False) -> list[Any] | None:
     dropped instead of spoiling the complete ones before it.
     """
     decoder = json.JSONDecoder()
-    values, pos, text = [], 0, text.strip()
+    values: list[Any] = []
+    pos, text = 0, text.strip()
     while pos < len(text):
         try:
             value, end = decoder.raw_decode(text, pos)

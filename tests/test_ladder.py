@@ -271,3 +271,37 @@ def test_several_strikes_in_one_step_are_one_graded_response(store: RunStore) ->
     assert len(strikes) >= 1
     action = respond_to_strikes(ctx, strikes * 3, can_escalate=False)
     assert action == "nudge" and ctx.counters.strikes == 1
+
+
+def test_an_answer_echoing_tool_markup_is_redone(store: RunStore) -> None:
+    lad, small, big = ladder(
+        [call("add", a=2, b=2), reply("<tool_response>\n4\n</tool_response>")], [reply("4")]
+    )
+    with small, big:
+        result = Agent(lad, tools=[add], store=store).run("2+2")
+    assert "repeats tool markup" in tiers_and_reasons(store, result.run_id)[-1][1]
+    assert result.answer == "4"
+
+
+def test_a_tier_that_keeps_failing_is_skipped_for_the_rest_of_the_run() -> None:
+    p = DefaultPolicy(give_up_after=2)
+    once = StepSignals(step=5, node="m", previous_tier=1, escalated_from={0: 1})
+    assert p.choose(once, 3).tier == 0
+    twice = StepSignals(step=5, node="m", previous_tier=1, escalated_from={0: 2})
+    decision = p.choose(twice, 3)
+    assert decision.tier == 1 and "failed repeatedly" in decision.reason
+    both = StepSignals(step=5, node="m", previous_tier=2, escalated_from={0: 2, 1: 3})
+    assert p.choose(both, 3).tier == 2
+
+
+def test_run_counts_escalations_per_tier(store: RunStore) -> None:
+    # tier 0 failed once and give_up_after=1: the next step starts on tier 1
+    lad, small, big = ladder([reply("guess")], [call("add", a=1, b=1), reply("2")])
+    policy = DefaultPolicy(give_up_after=1)
+    lad = ModelLadder([small, big], policy=policy)
+    with small, big:
+        result = Agent(lad, tools=[add], store=store).run("1+1")
+    chosen = tiers_and_reasons(store, result.run_id)
+    assert chosen[0][0] == 0 and chosen[1][0] == 1
+    assert chosen[-1] == (1, "tiers below 1 failed repeatedly in this run")
+    assert result.answer == "2"
