@@ -280,8 +280,13 @@ class HubSource:
                 f"but the catalog pins {self.sha256}"
             )
         try:
-            options = {"local_dir": ctx.scratch, "etag_timeout": HUB_TIMEOUT_S}
-            got = hf.hf_hub_download(self.repo_id, self.filename, revision=self.revision, **options)
+            got = hf.hf_hub_download(
+                self.repo_id,
+                self.filename,
+                revision=self.revision,
+                local_dir=ctx.scratch,
+                etag_timeout=HUB_TIMEOUT_S,
+            )
         except Exception as exc:
             raise SourceFailed(f"download failed: {_short(exc)}") from exc
         os.replace(Path(got), ctx.dest)
