@@ -334,10 +334,12 @@ class LlamaCppModel:
             seconds = time.perf_counter() - started
         calls: list[ToolCall] = []
         content = text.strip()
-        # A stopped or cancelled turn is cut short: its calls are not to be run.
-        if tools and finish not in ("stopped", "cancelled"):
+        # A cancelled turn's calls are not to be run. A turn stopped by the caller (the
+        # repetition detector) or by the token limit keeps the calls it completed: small
+        # models often repeat a finished call until something stops them.
+        if tools and finish != "cancelled":
             content, calls = parse_tool_calls(
-                text, [t.name for t in tools], cut_off=finish == "length"
+                text, [t.name for t in tools], cut_off=finish in ("length", "stopped")
             )
             if calls and finish == "stop":
                 finish = "tool_calls"

@@ -292,6 +292,7 @@ async def _generate(
         _account_top_tier(ctx, ladder, response.usage)
         if tripped:
             saved += max(0, sampling.max_tokens - response.usage.completion_tokens)
+        if tripped and not response.tool_calls:
             action = respond_to_strikes(ctx, tripped, can_escalate=tier < len(ladder) - 1)
             if stream_retries < _MAX_STREAM_RETRIES:
                 stream_retries += 1
