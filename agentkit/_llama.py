@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -100,6 +100,9 @@ class LlamaConfig(BaseModel):
         return -1 if llama_cpp.llama_supports_gpu_offload() else 0
 
 
+_REFUSE_TRIES = 8
+
+
 class _Sampler:
     """One generation's sampler: llama.cpp's sampler chain plus an optional grammar.
 
@@ -170,8 +173,28 @@ class _Sampler:
         self._apply(self._grammar, single)
         return bool(np.isfinite(self._one[0].logit))
 
-    def sample(self, logits: npt.NDArray[np.float32]) -> int | None:
-        """The next token; None when the grammar allows no token at all."""
+    def sample(
+        self, logits: npt.NDArray[np.float32], refuse: Callable[[int], bool] | None = None
+    ) -> int | None:
+        """The next token; None when the grammar allows no token at all.
+
+        ``refuse`` bans tokens before they are accepted (a few tries), for choices the
+        grammar cannot see, such as a control token that would end the turn empty.
+        """
+        for _ in range(_REFUSE_TRIES):
+            token = self._pick(logits)
+            if token is None or refuse is None or not refuse(token):
+                break
+            logits = logits.copy()
+            logits[token] = -np.inf
+        if token is None:
+            return None
+        if self._grammar is not None:
+            llama_cpp.llama_sampler_accept(self._grammar, token)
+        llama_cpp.llama_sampler_accept(self._chain, token)
+        return token
+
+    def _pick(self, logits: npt.NDArray[np.float32]) -> int | None:
         cur = self._candidates(logits)
         self._apply(self._chain, cur)
         token = int(self._view["id"][cur.selected])
@@ -182,9 +205,6 @@ class _Sampler:
                 return None
             self._apply(self._chain, cur)
             token = int(self._view["id"][cur.selected])
-        if self._grammar is not None:
-            llama_cpp.llama_sampler_accept(self._grammar, token)
-        llama_cpp.llama_sampler_accept(self._chain, token)
         return token
 
     def close(self) -> None:
@@ -499,7 +519,11 @@ class LlamaCppModel:
                     finish = "cancelled"
                     break
                 logits = self._logits()
-                token = sampler.sample(logits)
+                # With tools the turn must say something: a control token that would
+                # end it empty (the 1.5B sometimes starts with <|im_start|>, whose text
+                # passes the grammar) is refused and another token sampled.
+                empty_so_far = grammar is not None and not pieces
+                token = sampler.sample(logits, self._ends_turn if empty_so_far else None)
                 if token is None or self._ends_turn(token):
                     finish = "stop"
                     break
