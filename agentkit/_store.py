@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ._errors import SchemaVersionError, StoreError
 from ._events import Event, parse_event
 
@@ -570,10 +572,21 @@ class RunStore:
         return _step_row(rows[0]) if rows else None
 
     def events(self, run_id: str, *, after: int = 0) -> list[tuple[int, Event]]:
+        """Events of a run after the given id, oldest first.
+
+        Events of a type this agentkit does not know (written by a newer one) are
+        skipped, so an old reader still sees everything it understands.
+        """
         rows = self._read(
             "SELECT id, data_json FROM events WHERE run_id=? AND id>? ORDER BY id", (run_id, after)
         )
-        return [(r["id"], parse_event(r["data_json"])) for r in rows]
+        events: list[tuple[int, Event]] = []
+        for r in rows:
+            try:
+                events.append((r["id"], parse_event(r["data_json"])))
+            except ValidationError:
+                continue
+        return events
 
     def data_version(self) -> int:
         """Changes whenever another connection commits; cheap to poll for live views."""

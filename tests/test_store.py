@@ -168,3 +168,17 @@ def test_many_threads_write_without_loss(store: RunStore) -> None:
     runs = store.list_runs()
     assert len(runs) == 20
     assert all(r.steps == 25 and r.prompt_tokens == 2500 for r in runs)
+
+
+def test_events_of_unknown_types_are_skipped(store: RunStore) -> None:
+    store.create_run("r", name="n", task="t")
+    store.add_event(RunStarted(run_id="r", name="n", task="t"))
+    conn = sqlite3.connect(store.path)
+    conn.execute(
+        "INSERT INTO events(run_id, step, ts, type, data_json) VALUES ('r', 1, 0, 'future',"
+        ' \'{"type": "from_the_future", "run_id": "r"}\')'
+    )
+    conn.commit()
+    conn.close()
+    store.add_event(RunStarted(run_id="r", name="n", task="t", resumed=True))
+    assert [e.type for _, e in store.events("r")] == ["run_started", "run_started"]
