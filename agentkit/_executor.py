@@ -18,7 +18,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel
 from tenacity import (
@@ -398,7 +398,3 @@ def _answer(state: BaseModel, status: str) -> str | None:
         if last.content:
             return f"(partial) last observation: {last.content[:500]}"
     return None
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))

@@ -760,7 +760,3 @@ def respond_to_strikes(ctx: StepContext, strikes: list[Strike], *, can_escalate:
     elif action == "escalate":
         c.detector_escalate = True
     return action
-
-
-def state_has_messages(state: BaseModel) -> bool:
-    return "messages" in type(state).model_fields
