@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigError
-from ._store import RunRow, RunStore, StepRow
+from ._store import RunRow, RunStore, StepRow, default_db_path
 
 
 def register(sub: Any) -> None:
@@ -69,19 +69,9 @@ def _db(parser: argparse.ArgumentParser) -> None:
 
 
 def _open(args: argparse.Namespace) -> RunStore:
-    return (
-        RunStore(args.db, create=False)
-        if args.db
-        else RunStore(create=False)
-        if _default_exists()
-        else RunStore()
-    )
-
-
-def _default_exists() -> bool:
-    from ._store import default_db_path
-
-    return default_db_path().exists()
+    """The store named by --db (which must exist), else the default one, created if new."""
+    path: Path = args.db or default_db_path()
+    return RunStore(path, create=args.db is None and not path.exists())
 
 
 def _run_dict(run: RunRow) -> dict[str, Any]:

@@ -638,24 +638,35 @@ async def run_tool_step(ctx: StepContext, node: ToolNode) -> StepOutcome:
     )
 
 
+def _call_finished(
+    ctx: StepContext,
+    call: ToolCall,
+    text: str,
+    is_error: bool,
+    *,
+    seconds: float = 0.0,
+    replayed: bool = False,
+) -> ToolCallFinished:
+    return ToolCallFinished(
+        run_id=ctx.run_id,
+        step=ctx.counters.step,
+        call_id=call.id,
+        name=call.name,
+        arguments=call.arguments,
+        result=text,
+        is_error=is_error,
+        seconds=seconds,
+        replayed=replayed,
+    )
+
+
 async def _run_call(
     ctx: StepContext, tools: dict[str, Tool], call: ToolCall, *, only: bool
 ) -> tuple[str, bool]:
     step = ctx.counters.step
     if call.id in ctx.replay:
         text, is_error = ctx.replay[call.id]
-        ctx.emit(
-            ToolCallFinished(
-                run_id=ctx.run_id,
-                step=step,
-                call_id=call.id,
-                name=call.name,
-                arguments=call.arguments,
-                result=text,
-                is_error=is_error,
-                replayed=True,
-            )
-        )
+        ctx.emit(_call_finished(ctx, call, text, is_error, replayed=True))
         return text, is_error
     batch = ctx.take_pending()
     ctx.store.tool_call_started(ctx.run_id, step, call.id, call.name, call.arguments, batch=batch)
@@ -664,18 +675,7 @@ async def _run_call(
     text, is_error = await _invoke(tools, call)
     seconds = time.perf_counter() - started
     ctx.pending.results.append(ToolResult(ctx.run_id, call.id, text, is_error, seconds))
-    ctx.defer(
-        ToolCallFinished(
-            run_id=ctx.run_id,
-            step=step,
-            call_id=call.id,
-            name=call.name,
-            arguments=call.arguments,
-            result=text,
-            is_error=is_error,
-            seconds=seconds,
-        )
-    )
+    ctx.defer(_call_finished(ctx, call, text, is_error, seconds=seconds))
     if not only:
         # Other calls of the step may run on for a long time: commit this one now.
         # A lone call commits with the step's checkpoint, which follows at once.

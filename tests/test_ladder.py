@@ -254,14 +254,13 @@ def test_self_consistency_disagreement_escalates(store: RunStore) -> None:
 
 def test_several_strikes_in_one_step_are_one_graded_response(store: RunStore) -> None:
     from agentkit._detect_steps import LoopDetector, StepObservation
+    from agentkit._run import RunCounters
     from agentkit._steps import respond_to_strikes
 
     agent = Agent(ScriptedModel([]), store=store)
     runner: Runner[AgentState] = agent.runner()
     store.create_run("r", name="n", task="t")
-    ctx = runner._context(
-        "r", AgentState(), __import__("agentkit._run")._run.RunCounters(node="model"), None
-    )
+    ctx = runner._context("r", AgentState(), RunCounters(node="model"), None)
     detector = LoopDetector()
     strikes = []
     for i in range(1, 5):
