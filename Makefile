@@ -35,8 +35,8 @@ models-all: setup
 	$(BIN)/agentkit models pull $(LADDER_MODELS)
 
 lint: setup
-	$(BIN)/ruff check agentkit tools tui tests examples bench
-	$(BIN)/ruff format --check agentkit tools tui tests examples bench
+	$(BIN)/ruff check agentkit tools tui tests examples bench scripts
+	$(BIN)/ruff format --check agentkit tools tui tests examples bench scripts
 
 typecheck: setup
 	scripts/typecheck.sh
@@ -44,8 +44,7 @@ typecheck: setup
 unit: setup
 	$(BIN)/pytest -m "not integration" -q
 
-test: setup models-all
-	$(BIN)/ruff check agentkit tools tui tests examples bench
+test: setup models-all lint
 	scripts/typecheck.sh
 	$(BIN)/pytest -q
 

@@ -1,14 +1,16 @@
 """agentkit: an agent runtime for cheap small-model loops on local GGUF models.
 
-The public API is exactly ``__all__``; everything in ``_``-modules is internal.
+The public API is exactly ``__all__`` (plus the public subpackages: ``agentkit.models``,
+``runtime``, ``detection``, ``ladder``, ``store``, ``events``, ``cli``, ``testing``,
+``tools`` and ``tui``); everything in ``_``-modules is internal. docs/ARCHITECTURE.md
+shows how the parts fit.
 """
 
 from __future__ import annotations
 
-from ._agent import Agent
-from ._catalog import list_models, pull_model, resolve_model
-from ._console import ConsoleProgress, print_summary
-from ._detect import DetectorConfig, ResponsePlan, ToolDetectorOverride
+from typing import TYPE_CHECKING, Any
+
+from . import events
 from ._errors import (
     AgentkitError,
     ChecksumError,
@@ -26,25 +28,44 @@ from ._errors import (
     StoreError,
     ToolError,
 )
-from ._events import Event
-from ._executor import Runner
-from ._graph import (
+from .cli import ConsoleProgress, print_summary
+from .detection import DetectorConfig, ResponsePlan, ToolDetectorOverride
+from .events import Event
+from .ladder import DefaultPolicy, LadderPolicy, ModelLadder, StepReview, StepSignals, TierDecision
+from .models import (
+    ChatModel,
+    LlamaConfig,
+    Message,
+    ModelResponse,
+    Sampling,
+    TokenLogprob,
+    ToolCall,
+    ToolSpec,
+    Usage,
+    get_model,
+    list_models,
+    pull_model,
+    resolve_model,
+)
+from .runtime import (
     END,
+    Agent,
     AgentState,
     CompiledGraph,
     FunctionNode,
     Graph,
     ModelNode,
     RetryPolicy,
+    Runner,
+    RunResult,
+    Tool,
     ToolNode,
+    tool,
 )
-from ._ladder import DefaultPolicy, LadderPolicy, ModelLadder, StepSignals, TierDecision
-from ._llama import LlamaConfig, LlamaCppModel, get_model
-from ._messages import Message, ModelResponse, TokenLogprob, ToolCall, ToolSpec, Usage
-from ._model import ChatModel, Sampling
-from ._run import RunResult
-from ._store import RunStore
-from ._tools import Tool, tool
+from .store import RunStore
+
+if TYPE_CHECKING:
+    from .models import LlamaCppModel
 
 __version__ = "0.1.0"
 
@@ -86,6 +107,7 @@ __all__ = [
     "Sampling",
     "SchemaVersionError",
     "ScriptError",
+    "StepReview",
     "StepSignals",
     "StoreError",
     "TierDecision",
@@ -98,6 +120,7 @@ __all__ = [
     "ToolSpec",
     "Usage",
     "__version__",
+    "events",
     "get_model",
     "list_models",
     "print_summary",
@@ -105,3 +128,12 @@ __all__ = [
     "resolve_model",
     "tool",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The llama.cpp backend loads on first use, not with ``import agentkit``.
+    if name == "LlamaCppModel":
+        from .models import LlamaCppModel
+
+        return LlamaCppModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,8 +23,8 @@ from types import TracebackType
 from typing import Any
 
 from ._errors import ScriptError
-from ._messages import Message, ModelResponse, TokenLogprob, ToolCall, ToolSpec, Usage
-from ._model import Sampling, TokenCallback
+from .models._messages import Message, ModelResponse, TokenLogprob, ToolCall, ToolSpec, Usage
+from .models._protocol import Sampling, TokenCallback
 
 __all__ = ["ScriptedModel", "Turn", "call", "calls", "reply"]
 

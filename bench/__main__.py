@@ -18,16 +18,21 @@ def main(argv: list[str]) -> int:
     chosen = argv or list(BENCHMARKS)
     unknown = [name for name in chosen if name not in BENCHMARKS]
     if unknown:
-        print(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}",
-              file=sys.stderr)
+        print(
+            f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}",
+            file=sys.stderr,
+        )
         return 2
     for name in chosen:
         started = time.perf_counter()
         print(f"== bench.{name} ==", file=sys.stderr, flush=True)
         module = importlib.import_module(f"bench.{name}")
         status = module.main([])
-        print(f"== bench.{name}: done in {time.perf_counter() - started:.0f} s ==",
-              file=sys.stderr, flush=True)
+        print(
+            f"== bench.{name}: done in {time.perf_counter() - started:.0f} s ==",
+            file=sys.stderr,
+            flush=True,
+        )
         if status:
             return int(status)
     return 0

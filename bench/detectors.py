@@ -44,8 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from agentkit import LlamaConfig, LlamaCppModel, Message, ModelResponse, Sampling, get_model
-from agentkit._detect import DetectorConfig, Strike
-from agentkit._detect_stream import StreamDetector
+from agentkit.detection import DetectorConfig, StreamDetector, Strike
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 OVERHEAD_TARGET = 0.02

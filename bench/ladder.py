@@ -53,7 +53,7 @@ from agentkit import (
     Sampling,
     get_model,
 )
-from agentkit._events import (
+from agentkit.events import (
     DetectorStrike,
     ModelCalled,
     TierChosen,

@@ -35,46 +35,24 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from agentkit import Agent, RunStore, Tool
-from agentkit.testing import ScriptedModel, Turn, call, reply
+from agentkit import RunStore
 
-TASK = "Add up the pairs of numbers, one pair at a time, then report the last sum."
-ANSWER = "Done: every pair has been added."
+from .overhead_rate import ANSWER, TASK, BatchRunner, BenchError, add, prepare_agentkit
+from .overhead_rate import pairs as _pairs
+
 STORE_METHODS = (
     "create_run",
-    "add_event",
     "write",
     "save_step",
     "tool_call_started",
-    "tool_call_finished",
     "take_controls",
     "set_status",
     "finish_run",
 )
 
 Framework = Literal["agentkit", "langgraph"]
-BatchRunner = Callable[[], int]
-"""Runs one timed batch of agent runs and returns how many steps they took."""
 Prepare = Callable[[int, int], BatchRunner]
 """``prepare(batch, turns)``: untimed set-up of one batch (fresh scripted models)."""
-
-
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: the first addend
-        b: the second addend
-    """
-    return a + b
-
-
-def _pairs(turns: int) -> list[tuple[int, int]]:
-    return [(3 * i + 1, 7 * i + 2) for i in range(turns)]
-
-
-class BenchError(RuntimeError):
-    """A benchmarked run did not go the way the script says it must."""
 
 
 # -- the contenders --------------------------------------------------------------------
@@ -90,32 +68,11 @@ class Variant:
     prepare: Prepare
 
 
-def _agentkit_script(turns: int) -> list[Turn]:
-    return [*(call("add", a=a, b=b) for a, b in _pairs(turns)), reply(ANSWER)]
-
-
 def agentkit_variant(key: str, label: str, store: RunStore, durability: str) -> Variant:
     """agentkit's own ``Agent`` over a ``ScriptedModel``, writing to ``store``."""
-    add_tool = Tool(add)
 
     def prepare(batch: int, turns: int) -> BatchRunner:
-        model = ScriptedModel([t for _ in range(batch) for t in _agentkit_script(turns)])
-        # Headroom in max_steps: the budget warning near the end must not change the loop.
-        agent: Agent[Any] = Agent(
-            model, tools=[add_tool], store=store, max_steps=2 * turns + 10, name="bench"
-        )
-
-        def run() -> int:
-            steps = 0
-            for _ in range(batch):
-                result = agent.run(TASK)
-                if not result.ok or result.steps != 2 * turns + 1 or result.answer != ANSWER:
-                    raise BenchError(f"{key}: unexpected run result\n{result.summary()}")
-                steps += result.steps
-            model.verify()
-            return steps
-
-        return run
+        return prepare_agentkit(store, key, batch, turns)
 
     return Variant(key, label, "agentkit", durability, prepare)
 
@@ -367,6 +324,82 @@ def measure(
     return series
 
 
+def against_revision(rev: str, *, reps: int, batch: int, turns: int) -> dict[str, Any]:
+    """agentkit at ``rev`` and at this checkout, timed alternately in fresh processes.
+
+    Both run ``overhead_rate.py`` from this checkout (public API only), each with its own
+    agentkit first on the import path, in an order that alternates per repetition.
+    """
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    script = str(root / "bench" / "overhead_rate.py")
+    commit = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--short", rev],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    rates: dict[str, list[float]] = {"current": [], rev: []}
+    cpu: dict[str, list[float]] = {"current": [], rev: []}
+    with tempfile.TemporaryDirectory(prefix="agentkit-against-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "-C", str(root), "worktree", "add", "--detach", str(tree), rev],
+            capture_output=True,
+            check=True,
+        )
+        try:
+            trees = {"current": root, rev: tree}
+            for rep in range(reps):
+                order = ["current", rev] if rep % 2 == 0 else [rev, "current"]
+                for key in order:
+                    out = subprocess.run(
+                        [
+                            sys.executable,
+                            script,
+                            "--batches",
+                            "3",
+                            "--batch",
+                            str(batch),
+                            "--turns",
+                            str(turns),
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        cwd=tmp,
+                        env={**os.environ, "PYTHONPATH": str(trees[key])},
+                    )
+                    for sample in json.loads(out.stdout)["samples"]:
+                        rates[key].append(sample["steps"] / sample["seconds"])
+                        cpu[key].append(1000.0 * sample["cpu_seconds"] / sample["steps"])
+                print(
+                    f"against {rev}: rep {rep + 1}/{reps}  current "
+                    f"{statistics.median(rates['current']):,.0f} steps/s, {rev} "
+                    f"{statistics.median(rates[rev]):,.0f}",
+                    flush=True,
+                )
+        finally:
+            subprocess.run(
+                ["git", "-C", str(root), "worktree", "remove", "--force", str(tree)],
+                capture_output=True,
+            )
+    now, then = statistics.median(rates["current"]), statistics.median(rates[rev])
+    return {
+        "rev": rev,
+        "commit": commit,
+        "reps": reps,
+        "current_steps_per_s": now,
+        "rev_steps_per_s": then,
+        "ratio": now / then,
+        "current_cpu_ms_per_step": statistics.median(cpu["current"]),
+        "rev_cpu_ms_per_step": statistics.median(cpu[rev]),
+        "current_samples": rates["current"],
+        "rev_samples": rates[rev],
+    }
+
+
 # -- the environment -------------------------------------------------------------------
 
 
@@ -584,12 +617,27 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"{v['langchain-core']}, pydantic {v['pydantic']}, SQLite {v['sqlite']}. "
             f"Databases in {env['db_dir']} ({env['db_dir_filesystem']}).",
             *(f"Note: {n}." for n in result["notes"]),
+            *_against_lines(result.get("against")),
             "",
             f"Rerun: `.venv/bin/python -m bench.overhead --runs {st['runs']} --turns "
             f"{st['turns']} --batch {st['batch']}` (raw timings in `overhead.json`).",
             "",
         ]
     )
+
+
+def _against_lines(against: dict[str, Any] | None) -> list[str]:
+    if not against:
+        return []
+    return [
+        "",
+        f"Against an earlier commit ({against['rev']}, {against['commit']}), timed in fresh "
+        f"processes alternating with this checkout ({against['reps']} repetitions, same loop, "
+        f"store on disk): this checkout {against['current_steps_per_s']:,.0f} steps/s "
+        f"({against['current_cpu_ms_per_step']:.3f} CPU ms/step), {against['commit']} "
+        f"{against['rev_steps_per_s']:,.0f} steps/s ({against['rev_cpu_ms_per_step']:.3f} CPU "
+        f"ms/step): {against['ratio']:.2f}x.",
+    ]
 
 
 def render_chart(result: dict[str, Any], path: Path) -> None:
@@ -652,6 +700,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--db-dir", type=Path, default=None, help="where the databases go (default: a temp dir)"
     )
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="also time agentkit at this git revision beside the current checkout",
+    )
     args = parser.parse_args(argv)
     if min(args.runs, args.turns, args.batch) < 1 or args.warmup < 0:
         parser.error("--runs, --turns and --batch must be at least 1, --warmup at least 0")
@@ -676,6 +729,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "steps_per_run": 2 * args.turns + 1,
     }
     result = summarise(series, share, environment(db_dir.parent, load_before), settings, notes)
+    if args.against:
+        result["against"] = against_revision(
+            args.against, reps=max(4, args.runs // 2), batch=args.batch, turns=args.turns
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "overhead.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "overhead.md").write_text(render_markdown(result))

@@ -20,8 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agentkit import Agent, AgentState, ResponsePlan, Sampling
-from agentkit._console import ConsoleProgress, print_summary
+from agentkit import Agent, AgentState, ConsoleProgress, ResponsePlan, Sampling, print_summary
 from agentkit.tools import calculator
 
 # Recorded with every run, so `agentkit runs resume RUN_ID` can rebuild this agent.

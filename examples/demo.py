@@ -28,8 +28,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
-from agentkit import Agent, AgentState, ResponsePlan, Sampling
-from agentkit._console import ConsoleProgress, print_summary
+from agentkit import Agent, AgentState, ConsoleProgress, ResponsePlan, Sampling, print_summary
 from agentkit.tools import calculator
 
 APP = f"{Path(__file__).resolve()}:build_agent"

@@ -21,8 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agentkit import Agent, AgentState, ResponsePlan, Sampling, tool
-from agentkit._console import ConsoleProgress, print_summary
+from agentkit import Agent, AgentState, ConsoleProgress, ResponsePlan, Sampling, print_summary, tool
 from agentkit.tools import Workspace
 
 APP = f"{Path(__file__).resolve()}:build_agent"

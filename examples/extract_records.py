@@ -24,8 +24,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, ValidationError
 
-from agentkit import Agent, AgentState, ResponsePlan, Sampling, tool
-from agentkit._console import ConsoleProgress, print_summary
+from agentkit import Agent, AgentState, ConsoleProgress, ResponsePlan, Sampling, print_summary, tool
 
 APP = f"{Path(__file__).resolve()}:build_agent"
 # The 0.5B model takes every step it can; a step where it starts repeating itself is

@@ -33,18 +33,19 @@ from typing import Any
 from agentkit import (
     END,
     AgentState,
+    ConsoleProgress,
     FunctionNode,
     Graph,
     Message,
     ModelLadder,
     ModelNode,
     ResponsePlan,
+    Runner,
     RunStore,
     Sampling,
     ToolNode,
+    print_summary,
 )
-from agentkit._console import ConsoleProgress, print_summary
-from agentkit._executor import Runner
 from agentkit.tools import calculator
 
 APP = f"{Path(__file__).resolve()}:build_runner"

@@ -24,8 +24,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from agentkit import Agent, AgentState, ResponsePlan, Sampling, Tool, ToolError, tool
-from agentkit._console import ConsoleProgress, print_summary
+from agentkit import (
+    Agent,
+    AgentState,
+    ConsoleProgress,
+    ResponsePlan,
+    Sampling,
+    Tool,
+    ToolError,
+    print_summary,
+    tool,
+)
 from agentkit.tools import Workspace
 
 APP = f"{Path(__file__).resolve()}:build_agent"

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agentkit._store import RunStore, default_db_path
+from agentkit.store import RunStore, default_db_path
 from agentkit.tui import MonitorApp
 from agentkit.tui.widgets import RunsTable
 
@@ -44,11 +44,11 @@ def main() -> int:
     asyncio.run(shoot(args.db, run_id))
     converter = shutil.which("rsvg-convert")
     if converter is None:
-        print("no rsvg-convert (apt-get install librsvg2-bin): wrote only the SVG",
-              file=sys.stderr)
+        print("no rsvg-convert (apt-get install librsvg2-bin): wrote only the SVG", file=sys.stderr)
         return 0
-    subprocess.run([converter, "-o", str(DOCS / "monitor.png"), str(DOCS / "monitor.svg")],
-                   check=True)
+    subprocess.run(
+        [converter, "-o", str(DOCS / "monitor.png"), str(DOCS / "monitor.svg")], check=True
+    )
     print(f"wrote {DOCS / 'monitor.svg'} and {DOCS / 'monitor.png'}")
     return 0
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agentkit._store import RunStore
+from agentkit.store import RunStore
 
 
 @pytest.fixture(autouse=True)

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from _gguf_factory import build_gguf, build_wheel, write_gguf
 
-from agentkit import _catalog
-from agentkit._catalog import (
+from agentkit._errors import ChecksumError, DownloadError, ModelFileError, ModelNotFoundError
+from agentkit.models import _catalog
+from agentkit.models._catalog import (
     CatalogEntry,
     HubSource,
     ProgressReporter,
@@ -31,8 +32,7 @@ from agentkit._catalog import (
     pull_model,
     resolve_model,
 )
-from agentkit._errors import ChecksumError, DownloadError, ModelFileError, ModelNotFoundError
-from agentkit._gguf import inspect_gguf
+from agentkit.models._gguf import inspect_gguf
 
 NAME = "tiny-test"
 DATA = build_gguf()

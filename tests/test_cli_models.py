@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from _gguf_factory import GGUFSpec, build_gguf, build_wheel, write_gguf
 
-from agentkit import _catalog
-from agentkit._catalog import CatalogEntry, HubSource, PyPISource, SourceFailed, WheelPart
 from agentkit.cli import main
+from agentkit.models import _catalog
+from agentkit.models._catalog import CatalogEntry, HubSource, PyPISource, SourceFailed, WheelPart
 
 DATA = build_gguf()
 NAME = "tiny-test"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agentkit._context import SUMMARY_PREFIX, condense
-from agentkit._messages import Message, ToolCall
+from agentkit.models._messages import Message, ToolCall
+from agentkit.runtime._condense import SUMMARY_PREFIX, condense
 
 
 def count(messages: Sequence[Message]) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from agentkit._detect import (
+from agentkit.detection import (
     DetectorConfig,
     LoopDetector,
     ResampleSettings,
@@ -25,7 +25,7 @@ from agentkit._detect import (
     diagnosis,
     normalise_error,
 )
-from agentkit._messages import ToolCall
+from agentkit.models._messages import ToolCall
 
 # --- a small language for runs ---------------------------------------------------------
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from agentkit._detect import DetectorConfig, StreamDetector
+from agentkit.detection import DetectorConfig, StreamDetector
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from agentkit import (
     ToolSpec,
     tool,
 )
-from agentkit._messages import Message
+from agentkit.models._messages import Message
 from agentkit.testing import ScriptedModel, Turn, call, calls, reply
 
 
@@ -98,7 +98,7 @@ def test_transient_failures_are_retried_with_backoff(store: RunStore) -> None:
     g = Graph(Counter, name="flaky")
     g.add_node("f", FunctionNode(flaky, retry=RetryPolicy(attempts=3, initial_delay=0.001)))
     g.add_edge("f", END)
-    from agentkit._executor import Runner
+    from agentkit.runtime._executor import Runner
 
     result = asyncio.run(Runner(g.build(), store=store).arun("t", Counter()))
     assert result.ok and result.state.n == 1
@@ -113,7 +113,7 @@ def test_retries_give_up_and_the_run_fails_loudly(store: RunStore) -> None:
         "f", FunctionNode(broken, retry=RetryPolicy(attempts=2, initial_delay=0.001))
     )
     g.add_edge("f", END)
-    from agentkit._executor import Runner
+    from agentkit.runtime._executor import Runner
 
     with pytest.raises(ConnectionError):
         asyncio.run(Runner(g.build(), store=store).arun("t", Counter()))
@@ -292,7 +292,7 @@ def test_force_tier_control(store: RunStore) -> None:
     chosen = [e for _, e in store.events(run_id) if e.type == "tier_chosen"]
     assert [e.tier for e in chosen] == [0, 1]
     assert "forced" in chosen[1].reason
-    assert result.tiers == {"0": 1, "1": 1}
+    assert result.tiers == {"small": 1, "big": 1}
 
 
 def test_twenty_parallel_runs_share_one_store(store: RunStore) -> None:
@@ -328,7 +328,7 @@ def test_framework_bugs_raise_and_mark_the_run_failed(store: RunStore) -> None:
 
     g = Graph(Counter).add_node("f", FunctionNode(bug, retry=RetryPolicy(attempts=1)))
     g.add_edge("f", END)
-    from agentkit._executor import Runner
+    from agentkit.runtime._executor import Runner
 
     with pytest.raises(KeyError):
         asyncio.run(Runner(g.build(), store=store).arun("t", Counter()))

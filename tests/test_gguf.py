@@ -24,7 +24,7 @@ from _gguf_factory import (
 )
 
 from agentkit._errors import ModelFileError, ModelNotFoundError
-from agentkit._gguf import inspect_gguf
+from agentkit.models._gguf import inspect_gguf
 
 
 def _write(tmp_path: Path, data: bytes, name: str = "model.gguf") -> Path:
@@ -250,7 +250,7 @@ def test_misaligned_tensor_offset(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_real_smollm2_file() -> None:
-    from agentkit._catalog import resolve_model
+    from agentkit.models._catalog import resolve_model
 
     try:
         path = resolve_model("smollm2-135m-instruct", pull=False)

@@ -15,17 +15,17 @@ import llama_cpp
 import pytest
 from pydantic import BaseModel, Field
 
-from agentkit._catalog import resolve_model
 from agentkit._errors import ModelNotFoundError
-from agentkit._grammar import (
+from agentkit.models._catalog import resolve_model
+from agentkit.models._grammar import (
     GrammarLimits,
     gbnf_literal,
     json_schema_grammar,
     tool_call_grammar,
 )
-from agentkit._llama import _grammar_compiles
-from agentkit._messages import ToolSpec
-from agentkit._tools import tool
+from agentkit.models._messages import ToolSpec
+from agentkit.models._native import grammar_compiles as _grammar_compiles
+from agentkit.runtime._tools import tool
 
 
 class Color(str, Enum):

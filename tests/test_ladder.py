@@ -15,10 +15,10 @@ from agentkit import (
     TierDecision,
     tool,
 )
-from agentkit._agent import run_sync
-from agentkit._executor import Runner
-from agentkit._graph import END, AgentState, Graph, ModelNode, ToolNode
-from agentkit._messages import Message
+from agentkit.models._messages import Message
+from agentkit.runtime._agent import run_sync
+from agentkit.runtime._executor import Runner
+from agentkit.runtime._graph import END, AgentState, Graph, ModelNode, ToolNode
 from agentkit.testing import ScriptedModel, Turn, call, reply
 
 
@@ -56,7 +56,7 @@ def test_invalid_arguments_after_retries_escalate_then_come_back(store: RunStore
     assert "stayed invalid" in chosen[1][1]
     assert "back down" in chosen[2][1]
     # the invalid turn was redone on tier 1 within step 1; step 3 came back to tier 0
-    assert result.escalations == 1 and result.tiers == {"1": 1, "0": 1}
+    assert result.escalations == 1 and result.tiers == {"big": 1, "small": 1}
     assert big.requests[0][-1].role == "tool"  # the big model saw the rejected attempts
 
 
@@ -208,7 +208,7 @@ def test_untooled_first_answer_is_redone_one_tier_up(store: RunStore) -> None:
 
 
 def test_empty_and_truncated_replies_are_redone(store: RunStore) -> None:
-    from agentkit._messages import ModelResponse
+    from agentkit.models._messages import ModelResponse
 
     cut = Turn(ModelResponse(content="The answer is", finish_reason="length"))
     lad, small, big = ladder(
@@ -234,7 +234,7 @@ def test_self_consistency_agreement_stays_cheap(store: RunStore) -> None:
     lad = ModelLadder([small, big], self_consistency=3)
     with small, big:
         result = Agent(lad, tools=[add], store=store).run("2+2")
-    assert result.answer == "4" and result.tiers == {"0": 2}
+    assert result.answer == "4" and result.tiers == {"small": 2}
     assert len(small.requests) == 6  # three samples per model step
 
 
@@ -252,15 +252,11 @@ def test_self_consistency_disagreement_escalates(store: RunStore) -> None:
     assert result.answer == "4"
 
 
-def test_several_strikes_in_one_step_are_one_graded_response(store: RunStore) -> None:
-    from agentkit._detect_steps import LoopDetector, StepObservation
-    from agentkit._run import RunCounters
-    from agentkit._steps import respond_to_strikes
+def test_several_strikes_in_one_step_are_one_graded_response() -> None:
+    from agentkit.detection import DetectorConfig, LoopDetector, ResponsePlan, StepObservation
+    from agentkit.runtime._strikes import StrikeBook
 
-    agent = Agent(ScriptedModel([]), store=store)
-    runner: Runner[AgentState] = agent.runner()
-    store.create_run("r", name="n", task="t")
-    ctx = runner._context("r", AgentState(), RunCounters(node="model"), None)
+    book = StrikeBook(ResponsePlan(), DetectorConfig())
     detector = LoopDetector()
     strikes = []
     for i in range(1, 5):
@@ -268,8 +264,9 @@ def test_several_strikes_in_one_step_are_one_graded_response(store: RunStore) ->
             StepObservation(index=i, tool_calls=(("f", {"a": 1}),), results=(("same", False),))
         )
     assert len(strikes) >= 1
-    action = respond_to_strikes(ctx, strikes * 3, can_escalate=False)
-    assert action == "nudge" and ctx.counters.strikes == 1
+    action = book.answer(strikes * 3, can_escalate=False)
+    assert action.response == "nudge" and book.count == 1
+    assert action.strike_number == 1 and len(action.strikes) == 3 * len(strikes)
 
 
 def test_an_answer_echoing_tool_markup_is_redone(store: RunStore) -> None:

@@ -10,7 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from agentkit._store import RunStore
+from agentkit.store import RunStore
 
 SCRIPT = textwrap.dedent('''
     import os, sys, time

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from agentkit._errors import SchemaVersionError, StoreError
-from agentkit._events import DetectorStrike, ModelCalled, RunStarted, TierChosen
-from agentkit._store import SCHEMA_VERSION, RunStore, StepRow
+from agentkit.events import DetectorStrike, Event, ModelCalled, RunStarted, TierChosen
+from agentkit.models import Usage
+from agentkit.runtime import RunTotals, StepRecord
+from agentkit.store import SCHEMA_VERSION, Batch, RunStore, StepRow, ToolResult
 
 
 def step(run_id: str, idx: int, tier: int | None = 0) -> StepRow:
@@ -35,6 +37,25 @@ def step(run_id: str, idx: int, tier: int | None = 0) -> StepRow:
     )
 
 
+def add_events(store: RunStore, *events: Event) -> None:
+    store.write(Batch(events=list(events)))
+
+
+def record(tier: int | None = 0, *, escalations: int = 0, strikes: int = 0) -> StepRecord:
+    """What the runtime adds to its totals for a step like ``step()``."""
+    return StepRecord(
+        state=None,
+        kind="model",
+        model="m",
+        tier=tier,
+        usage=Usage(prompt_tokens=100, cached_tokens=80, evaluated_tokens=20, completion_tokens=10),
+        model_calls=1,
+        compute=0.1,
+        escalations=escalations,
+        strikes=strikes,
+    )
+
+
 def test_wal_mode_and_schema_version(store: RunStore) -> None:
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -44,9 +65,13 @@ def test_wal_mode_and_schema_version(store: RunStore) -> None:
 
 def test_run_lifecycle_and_totals(store: RunStore) -> None:
     store.create_run("r1", name="calc", task="2+2", graph={"nodes": {"model": "model"}})
-    store.save_step(step("r1", 1, tier=0))
-    store.save_step(step("r1", 2, tier=1))
-    store.add_event(
+    totals = RunTotals()
+    totals.add(record(0), 1)
+    store.save_step(step("r1", 1, tier=0), totals.to_json())
+    totals.add(record(1, escalations=1, strikes=1), 2)
+    store.save_step(step("r1", 2, tier=1), totals.to_json())
+    add_events(
+        store,
         TierChosen(
             run_id="r1",
             step=2,
@@ -55,9 +80,7 @@ def test_run_lifecycle_and_totals(store: RunStore) -> None:
             model="big",
             reason="low confidence",
             previous_tier=0,
-        )
-    )
-    store.add_event(
+        ),
         DetectorStrike(
             run_id="r1",
             step=2,
@@ -66,7 +89,7 @@ def test_run_lifecycle_and_totals(store: RunStore) -> None:
             window="w",
             steps=[1, 2],
             response="nudge",
-        )
+        ),
     )
     store.finish_run("r1", "succeeded", answer="4")
     run = store.get_run("r1")
@@ -74,8 +97,49 @@ def test_run_lifecycle_and_totals(store: RunStore) -> None:
     assert run.steps == 2 and run.prompt_tokens == 200 and run.cached_tokens == 160
     assert run.tiers == {"0": 1, "1": 1}
     assert run.escalations == 1 and run.alerts == 1
+    assert run.totals["tiers"] == {"m": 2} and run.totals["model_calls"] == 2
     assert [s.idx for s in store.steps("r1")] == [1, 2]
     assert store.last_step("r1") is not None
+
+
+def test_totals_are_the_runtimes_not_counted_from_events(store: RunStore) -> None:
+    # Events never change the totals: the runs row is a copy of what the runtime counted.
+    store.create_run("r", name="n", task="t")
+    add_events(
+        store,
+        DetectorStrike(
+            run_id="r",
+            step=1,
+            detector="same_call",
+            message="m",
+            window="",
+            steps=[1],
+            response="nudge",
+        ),
+    )
+    assert store.get_run("r").alerts == 0
+    totals = RunTotals()
+    totals.add(record(0, strikes=1), 1)
+    store.save_step(step("r", 1), totals.to_json())
+    assert store.get_run("r").alerts == 1
+
+
+def test_a_first_schema_database_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    RunStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE runs DROP COLUMN totals_json")
+    conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    conn.execute(
+        "INSERT INTO runs(id, name, task, status, created_at, updated_at)"
+        " VALUES ('old', 'n', 't', 'succeeded', 0, 0)"
+    )
+    conn.commit()
+    conn.close()
+    store = RunStore(path)
+    assert store.get_run("old").totals == {}
+    version = sqlite3.connect(path).execute("SELECT value FROM meta").fetchone()[0]
+    assert int(version) == SCHEMA_VERSION
 
 
 def test_get_run_by_prefix_and_unknown(store: RunStore) -> None:
@@ -87,8 +151,9 @@ def test_get_run_by_prefix_and_unknown(store: RunStore) -> None:
 
 def test_events_roundtrip_typed(store: RunStore) -> None:
     store.create_run("r", name="n", task="t")
-    store.add_event(RunStarted(run_id="r", name="n", task="t"))
-    store.add_event(
+    add_events(
+        store,
+        RunStarted(run_id="r", name="n", task="t"),
         ModelCalled(
             run_id="r",
             step=1,
@@ -101,7 +166,7 @@ def test_events_roundtrip_typed(store: RunStore) -> None:
             seconds=0.1,
             finish_reason="stop",
             content="hi",
-        )
+        ),
     )
     events = store.events("r")
     assert [type(e).__name__ for _, e in events] == ["RunStarted", "ModelCalled"]
@@ -125,7 +190,7 @@ def test_tool_calls_durable_for_resume(store: RunStore) -> None:
     store.create_run("r", name="n", task="t")
     store.tool_call_started("r", 2, "c1", "add", {"a": 1})
     store.tool_call_started("r", 2, "c2", "add", {"a": 2})
-    store.tool_call_finished("r", "c1", "3", False, 0.01)
+    store.write(Batch(results=[ToolResult("r", "c1", "3", False, 0.01)]))
     assert store.completed_tool_calls("r") == {"c1": ("3", False)}
 
 
@@ -156,8 +221,10 @@ def test_many_threads_write_without_loss(store: RunStore) -> None:
     def writer(i: int) -> None:
         rid = f"run{i}"
         store.create_run(rid, name="n", task="t")
+        totals = RunTotals()
         for k in range(1, 26):
-            store.save_step(step(rid, k))
+            totals.add(record(), k)
+            store.save_step(step(rid, k), totals.to_json())
         store.finish_run(rid, "succeeded")
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(20)]
@@ -172,7 +239,7 @@ def test_many_threads_write_without_loss(store: RunStore) -> None:
 
 def test_events_of_unknown_types_are_skipped(store: RunStore) -> None:
     store.create_run("r", name="n", task="t")
-    store.add_event(RunStarted(run_id="r", name="n", task="t"))
+    add_events(store, RunStarted(run_id="r", name="n", task="t"))
     conn = sqlite3.connect(store.path)
     conn.execute(
         "INSERT INTO events(run_id, step, ts, type, data_json) VALUES ('r', 1, 0, 'future',"
@@ -180,5 +247,5 @@ def test_events_of_unknown_types_are_skipped(store: RunStore) -> None:
     )
     conn.commit()
     conn.close()
-    store.add_event(RunStarted(run_id="r", name="n", task="t", resumed=True))
+    add_events(store, RunStarted(run_id="r", name="n", task="t", resumed=True))
     assert [e.type for _, e in store.events("r")] == ["run_started", "run_started"]

@@ -6,8 +6,13 @@ import json
 
 import pytest
 
-from agentkit._messages import Message, ToolCall, ToolSpec
-from agentkit._template import ChatRenderer, parse_tool_calls, render_call, template_supports_tools
+from agentkit.models._messages import Message, ToolCall, ToolSpec
+from agentkit.models._template import (
+    ChatRenderer,
+    parse_tool_calls,
+    render_call,
+    template_supports_tools,
+)
 
 # A small template in the style of Qwen2.5's: tools in the system turn, calls in
 # <tool_call> tags read from {"type": "function", "function": {...}}, results as user turns.
@@ -234,8 +239,8 @@ def test_truncated_call_stays_text() -> None:
 
 
 def test_doubled_braces_in_a_native_template_example_are_fixed() -> None:
-    from agentkit._messages import ToolSpec
-    from agentkit._template import ChatRenderer
+    from agentkit.models._messages import ToolSpec
+    from agentkit.models._template import ChatRenderer
 
     template = (
         "{% if tools %}Call tools like <tool_call>\n"
@@ -255,7 +260,7 @@ def test_doubled_braces_in_a_native_template_example_are_fixed() -> None:
 
 
 def test_calls_before_a_cut_off_one_are_kept() -> None:
-    from agentkit._template import parse_tool_calls
+    from agentkit.models._template import parse_tool_calls
 
     text = (
         '{"name": "multiply", "arguments": {"a": 12, "b": 7}}\n'

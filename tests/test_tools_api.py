@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import agentkit.tools
-from agentkit._tools import Tool
+from agentkit.runtime._tools import Tool
 from agentkit.tools import HttpFetch, PythonExecutor, SqliteDatabase, Workspace, calculator
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from agentkit._errors import ToolError
-from agentkit._tools import ToolArgumentsError
+from agentkit.runtime._tools import ToolArgumentsError
 from agentkit.tools import calculator
 
 

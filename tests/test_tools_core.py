@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from agentkit import ConfigError, Tool, tool
-from agentkit._tools import ToolArgumentsError, trim
+from agentkit.runtime._tools import ToolArgumentsError, trim
 
 
 @tool

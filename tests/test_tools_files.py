@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agentkit._errors import ConfigError, ToolError
-from agentkit._tools import Tool
+from agentkit.runtime._tools import Tool
 from agentkit.tools import Workspace
 
 INSIDE = "must stay inside the workspace"

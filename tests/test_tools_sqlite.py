@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agentkit._errors import ConfigError, ToolError
-from agentkit._tools import Tool
+from agentkit.runtime._tools import Tool
 from agentkit.tools import SqliteDatabase
 
 WRITES_OFF = "writes are disabled"

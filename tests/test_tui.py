@@ -17,8 +17,10 @@ from fixtures.recorded_run import LIVE_RUN, MAIN_RUN, NOW, PAUSED_RUN, load_reco
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
-from agentkit._events import DetectorStrike, StepStarted, TierChosen
-from agentkit._store import RunStore, StepRow
+from agentkit.events import DetectorStrike, StepStarted, TierChosen
+from agentkit.models import Usage
+from agentkit.runtime import RunTotals, StepRecord
+from agentkit.store import Batch, RunStore, StepRow
 from agentkit.tui import MonitorApp
 from agentkit.tui.app import help_sections
 from agentkit.tui.charts import GraphStyles, TierChart, render_graph
@@ -35,8 +37,12 @@ from agentkit.tui.screens import RunScreen, RunsScreen, StepScreen
 from agentkit.tui.widgets import RunsTable, StepsTable
 
 SIZE = (140, 40)
-GRAPH = {"name": "agent", "entry": "model", "nodes": {"model": "model", "tools": "tool"},
-         "edges": [["model", "tools"], ["model", "__end__"], ["tools", "model"]]}
+GRAPH = {
+    "name": "agent",
+    "entry": "model",
+    "nodes": {"model": "model", "tools": "tool"},
+    "edges": [["model", "tools"], ["model", "__end__"], ["tools", "model"]],
+}
 
 
 @pytest.fixture
@@ -48,8 +54,9 @@ def app_on(db: Path, **kw: Any) -> MonitorApp:
     return MonitorApp(db, clock=lambda: NOW, poll_interval=0.05, **kw)
 
 
-async def wait_for(pilot: Pilot[Any], condition: Callable[[], bool], timeout: float = 5.0,
-                   what: str = "condition") -> None:
+async def wait_for(
+    pilot: Pilot[Any], condition: Callable[[], bool], timeout: float = 5.0, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -78,14 +85,64 @@ async def open_run(pilot: Pilot[Any], run_id: str) -> RunScreen:
     return screen
 
 
-def step(run_id: str, idx: int, *, node: str = "model", tier: int | None = 0,
-         calls: list[dict[str, Any]] | None = None, content: str = "") -> StepRow:
+_totals: dict[str, RunTotals] = {}
+
+
+def save(store: RunStore, row: StepRow) -> None:
+    """Save a step with the totals the runtime would have counted for it."""
+    totals = _totals.setdefault(f"{store.path}:{row.run_id}", RunTotals())
+    usage = Usage(
+        prompt_tokens=row.prompt_tokens,
+        cached_tokens=row.cached_tokens,
+        evaluated_tokens=row.evaluated_tokens,
+        completion_tokens=row.completion_tokens,
+        seconds=row.seconds,
+    )
+    kind = row.kind
+    totals.add(
+        StepRecord(
+            state=None,
+            kind=kind,
+            model=row.model,
+            tier=row.tier,
+            usage=usage,
+            tool_calls=row.tool_calls,
+            compute=row.compute,
+        ),
+        row.idx,
+    )
+    store.save_step(row, totals.to_json())
+
+
+def step(
+    run_id: str,
+    idx: int,
+    *,
+    node: str = "model",
+    tier: int | None = 0,
+    calls: list[dict[str, Any]] | None = None,
+    content: str = "",
+) -> StepRow:
     kind = "model" if node == "model" else "tool"
-    return StepRow(run_id=run_id, idx=idx, node=node, kind=kind, started_at=idx,
-                   finished_at=idx + 0.5, state_json="{}", model="small" if tier is not None
-                   else None, tier=tier, prompt_tokens=100, cached_tokens=60,
-                   evaluated_tokens=40, completion_tokens=20, seconds=0.5, content=content,
-                   tool_calls=calls or [], next_node="tools" if node == "model" else "model")
+    return StepRow(
+        run_id=run_id,
+        idx=idx,
+        node=node,
+        kind=kind,
+        started_at=idx,
+        finished_at=idx + 0.5,
+        state_json="{}",
+        model="small" if tier is not None else None,
+        tier=tier,
+        prompt_tokens=100,
+        cached_tokens=60,
+        evaluated_tokens=40,
+        completion_tokens=20,
+        seconds=0.5,
+        content=content,
+        tool_calls=calls or [],
+        next_node="tools" if node == "model" else "model",
+    )
 
 
 # -- the runs view --------------------------------------------------------------------
@@ -99,12 +156,19 @@ async def test_runs_view_lists_every_run_and_tells_statuses_apart(recorded: Path
         assert table.row_count == 8
         statuses = cell_texts(table, "status")
         assert statuses[0] == "▶ running"  # newest first
-        for word, icon in [("running", "▶"), ("paused", "‖"), ("succeeded", "✓"),
-                           ("failed", "✗"), ("stopped", "■"), ("aborted", "⊘"),
-                           ("budget_exhausted", "◷")]:
+        for word, icon in [
+            ("running", "▶"),
+            ("paused", "‖"),
+            ("succeeded", "✓"),
+            ("failed", "✗"),
+            ("stopped", "■"),
+            ("aborted", "⊘"),
+            ("budget_exhausted", "◷"),
+        ]:
             assert f"{icon} {word}" in statuses
-        styles = {str(table.get_cell(r, "status")): table.get_cell(r, "status").style
-                  for r in table.rows}
+        styles = {
+            str(table.get_cell(r, "status")): table.get_cell(r, "status").style for r in table.rows
+        }
         assert len({str(s) for s in styles.values()}) >= 6  # a colour per status
         main = table.get_row(MAIN_RUN)
         assert [str(c) for c in main[4:10]] == ["14.5s", "11", "1468", "0:5 1:1", "1", "2"]
@@ -205,8 +269,7 @@ async def test_open_run_shows_timeline_graph_charts_and_alerts(recorded: Path) -
         screen = await open_run(pilot, MAIN_RUN)
         steps = screen.query_one(StepsTable)
         assert steps.row_count == 11
-        assert [str(c) for c in steps.get_row("1")[:6]] == ["1", "model", "0", "0/19", "6",
-                                                            "0.45"]
+        assert [str(c) for c in steps.get_row("1")[:6]] == ["1", "model", "0", "0/19", "6", "0.45"]
         assert str(steps.get_cell("2", "action")).startswith("weather → Oslo: 11 °C")
         assert str(steps.get_cell("8", "alert")) == "⚠ same_result"
         assert str(steps.get_cell("11", "tier")) == "▲1"
@@ -245,31 +308,70 @@ async def test_follows_a_run_written_live(tmp_path: Path) -> None:
     db = tmp_path / "live.db"
     writer = RunStore(db)
     writer.create_run("live1", name="agent", task="watch me", graph=GRAPH)
-    writer.save_step(step("live1", 1, calls=[{"id": "c1", "name": "add",
-                                              "arguments": {"a": 1}}]))
+    save(writer, step("live1", 1, calls=[{"id": "c1", "name": "add", "arguments": {"a": 1}}]))
     app = app_on(db)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_run(pilot, "live1")
         table = screen.query_one(StepsTable)
         assert table.row_count == 1
         # a step starts: it shows as running before it is saved
-        writer.add_event(StepStarted(run_id="live1", step=2, node="tools", kind="tool"))
+        writer.write(Batch(events=[StepStarted(run_id="live1", step=2, node="tools", kind="tool")]))
         await wait_for(pilot, lambda: table.row_count == 2, what="the running step")
         assert str(table.get_cell("pending-2", "action")) == "running…"
-        writer.save_step(step("live1", 2, node="tools", tier=None, calls=[
-            {"id": "c1", "name": "add", "arguments": {"a": 1}, "result": "2",
-             "is_error": False}]))
-        writer.add_event(DetectorStrike(run_id="live1", step=2, detector="same_call",
-                                        message="same call again", window="", steps=[1, 2],
-                                        response="nudge"))
-        await wait_for(pilot, lambda: "2" in {str(k.value) for k in table.rows},
-                       what="the saved step")
+        save(
+            writer,
+            step(
+                "live1",
+                2,
+                node="tools",
+                tier=None,
+                calls=[
+                    {
+                        "id": "c1",
+                        "name": "add",
+                        "arguments": {"a": 1},
+                        "result": "2",
+                        "is_error": False,
+                    }
+                ],
+            ),
+        )
+        writer.write(
+            Batch(
+                events=[
+                    DetectorStrike(
+                        run_id="live1",
+                        step=2,
+                        detector="same_call",
+                        message="same call again",
+                        window="",
+                        steps=[1, 2],
+                        response="nudge",
+                    )
+                ]
+            )
+        )
+        await wait_for(
+            pilot, lambda: "2" in {str(k.value) for k in table.rows}, what="the saved step"
+        )
         assert table.row_count == 2 and str(table.get_cell("2", "action")) == "add → 2"
         await wait_for(pilot, lambda: "same_call" in rendered(app, "#alerts"))
-        writer.add_event(TierChosen(run_id="live1", step=3, node="model", tier=1,
-                                    model="big", reason="escalate: a strike",
-                                    previous_tier=0))
-        writer.save_step(step("live1", 3, tier=1, content="done"))
+        writer.write(
+            Batch(
+                events=[
+                    TierChosen(
+                        run_id="live1",
+                        step=3,
+                        node="model",
+                        tier=1,
+                        model="big",
+                        reason="escalate: a strike",
+                        previous_tier=0,
+                    )
+                ]
+            )
+        )
+        save(writer, step("live1", 3, tier=1, content="done"))
         await wait_for(pilot, lambda: table.row_count == 3, what="step 3")
         assert table.cursor_row == 2  # following the newest step
         assert str(table.get_cell("3", "tier")) == "▲1"
@@ -280,12 +382,13 @@ async def test_follows_a_run_written_live(tmp_path: Path) -> None:
     writer.close()
 
 
-async def test_an_event_type_from_a_newer_agentkit_does_not_break_the_view(
-        recorded: Path) -> None:
+async def test_an_event_type_from_a_newer_agentkit_does_not_break_the_view(recorded: Path) -> None:
     with sqlite3.connect(recorded) as conn:
-        conn.execute("INSERT INTO events(run_id, step, ts, type, data_json) VALUES "
-                     "(?, 3, 0, 'from_the_future', ?)",
-                     (MAIN_RUN, json.dumps({"run_id": MAIN_RUN, "type": "from_the_future"})))
+        conn.execute(
+            "INSERT INTO events(run_id, step, ts, type, data_json) VALUES "
+            "(?, 3, 0, 'from_the_future', ?)",
+            (MAIN_RUN, json.dumps({"run_id": MAIN_RUN, "type": "from_the_future"})),
+        )
     conn.close()
     app = app_on(recorded)
     async with app.run_test(size=SIZE) as pilot:
@@ -348,8 +451,9 @@ async def test_controls_from_the_runs_view_act_on_the_highlighted_run(recorded: 
     store.close()
 
 
-async def test_controls_are_refused_on_finished_runs(recorded: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_controls_are_refused_on_finished_runs(
+    recorded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = RunStore(recorded)
     app = app_on(recorded)
     notices: list[str] = []
@@ -367,8 +471,8 @@ async def test_controls_are_refused_on_finished_runs(recorded: Path,
 
 CHILD = """
 import sys
-from agentkit._agent import Agent
-from agentkit._tools import tool
+from agentkit.runtime._agent import Agent
+from agentkit.runtime._tools import tool
 from agentkit.testing import ScriptedModel, Turn, call, reply
 
 @tool
@@ -386,8 +490,9 @@ sys.exit(result.exit_code)
 async def test_steers_a_run_in_another_process(tmp_path: Path) -> None:
     db = tmp_path / "shared.db"
     store = RunStore(db)
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(db)],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(db)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.monotonic() + 20
         while not any(r.id == "child" for r in store.list_runs()):
@@ -398,17 +503,22 @@ async def test_steers_a_run_in_another_process(tmp_path: Path) -> None:
             await wait_for(pilot, lambda: app.screen.query_one(RunsTable).row_count == 1)
             await open_run(pilot, "child")
             await pilot.press("p")
-            await wait_for(pilot, lambda: "paused" in rendered(app, "#summary"), 10,
-                           "the child to pause")
+            await wait_for(
+                pilot, lambda: "paused" in rendered(app, "#summary"), 10, "the child to pause"
+            )
             held = store.get_run("child").steps
             await pilot.pause(0.8)
             assert store.get_run("child").steps == held  # really paused
             await pilot.press("r")
-            await wait_for(pilot, lambda: "succeeded" in rendered(app, "#summary"), 20,
-                           "the child to finish")
+            await wait_for(
+                pilot, lambda: "succeeded" in rendered(app, "#summary"), 20, "the child to finish"
+            )
         assert child.wait(timeout=10) == 0
-        applied = [getattr(e, "command", None) for _, e in store.events("child")
-                   if e.type == "control_applied"]
+        applied = [
+            getattr(e, "command", None)
+            for _, e in store.events("child")
+            if e.type == "control_applied"
+        ]
         assert applied == ["pause", "resume"]
     finally:
         if child.poll() is None:
@@ -425,8 +535,24 @@ async def test_help_lists_every_key(recorded: Path) -> None:
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         listed = {key for _, keys in help_sections() for key, _ in keys}
-        for key in ["/", "s", "o", "p", "r", "a", "t", "f", "n", "b", "enter", "?", "q",
-                    "esc / backspace", "y", "n / esc"]:
+        for key in [
+            "/",
+            "s",
+            "o",
+            "p",
+            "r",
+            "a",
+            "t",
+            "f",
+            "n",
+            "b",
+            "enter",
+            "?",
+            "q",
+            "esc / backspace",
+            "y",
+            "n / esc",
+        ]:
             assert key in listed
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
@@ -440,8 +566,7 @@ async def problem_text(db: Path) -> tuple[str, int | None]:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert isinstance(app.screen, ProblemScreen)
-        text = "\n".join(rendered(app, f"#problem-{part}")
-                         for part in ("title", "detail", "hint"))
+        text = "\n".join(rendered(app, f"#problem-{part}") for part in ("title", "detail", "hint"))
         await pilot.press("q")
     assert app.return_code == app.return_value
     return text, app.return_value
@@ -544,18 +669,23 @@ def test_feed_reads_only_new_events(recorded: Path) -> None:
 
 
 def test_graph_and_tier_chart_text() -> None:
-    plain = GraphStyles(current=_style("reverse"), entry=_style(""), kind=_style(""),
-                        edge=_style(""))
+    plain = GraphStyles(
+        current=_style("reverse"), entry=_style(""), kind=_style(""), edge=_style("")
+    )
     text = render_graph(GRAPH, "tools", plain).plain
-    assert text.splitlines() == ["  model (model) → tools, END  ← start",
-                                 "● tools (tool)  → model",
-                                 "  END"]
+    assert text.splitlines() == [
+        "  model (model) → tools, END  ← start",
+        "● tools (tool)  → model",
+        "  END",
+    ]
     assert render_graph({}, None, plain).plain == "(no graph recorded)"
-    chart = TierChart([(0, False), (1, True), (0, False)], bar=_style(""),
-                      escalated=_style(""), axis=_style("")).render(40)
+    chart = TierChart(
+        [(0, False), (1, True), (0, False)], bar=_style(""), escalated=_style(""), axis=_style("")
+    ).render(40)
     assert chart.plain.splitlines()[:2] == ["1 │    ██    ", "0 │ ██ ██ ██ "]
-    many = TierChart([(0, False)] * 100, bar=_style(""), escalated=_style(""),
-                     axis=_style("")).render(20)
+    many = TierChart(
+        [(0, False)] * 100, bar=_style(""), escalated=_style(""), axis=_style("")
+    ).render(20)
     assert "last 16 shown" in many.plain
 
 

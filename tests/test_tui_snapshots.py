@@ -68,8 +68,9 @@ def test_help_screen(app: MonitorApp, snap_compare: SnapCompare) -> None:
     assert snap_compare(app, terminal_size=SIZE, press=["question_mark"])
 
 
-def test_problem_screen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                        snap_compare: SnapCompare) -> None:
+def test_problem_screen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, snap_compare: SnapCompare
+) -> None:
     monkeypatch.chdir(tmp_path)
     app = MonitorApp(Path("missing.db"), clock=lambda: NOW)
     assert snap_compare(app, terminal_size=(100, 20))

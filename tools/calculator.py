@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from decimal import Context, Decimal, localcontext
 from fractions import Fraction
 
-from agentkit._errors import ToolError
-from agentkit._tools import tool
+from agentkit import ToolError, tool
 
 __all__ = ["calculator"]
 

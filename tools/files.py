@@ -21,8 +21,7 @@ import stat
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from agentkit._errors import ConfigError, ToolError
-from agentkit._tools import Tool
+from agentkit import ConfigError, Tool, ToolError
 
 __all__ = ["Workspace"]
 

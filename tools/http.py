@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from email.message import Message
 from typing import IO, Any
 
-from agentkit._errors import ConfigError, ToolError
-from agentkit._tools import Tool, trim
+from agentkit import ConfigError, Tool, ToolError
+from agentkit.runtime import trim
 
 __all__ = ["HttpFetch", "host_allowed"]
 

@@ -24,8 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from agentkit._errors import ConfigError, ToolError
-from agentkit._tools import Tool, trim
+from agentkit import ConfigError, Tool, ToolError
+from agentkit.runtime import trim
 
 __all__ = ["PythonExecutor"]
 

@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agentkit._errors import ConfigError, ToolError
-from agentkit._tools import Tool
+from agentkit import ConfigError, Tool, ToolError
 
 __all__ = ["SqliteDatabase"]
 

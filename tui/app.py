@@ -16,7 +16,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
 
-from agentkit._errors import StoreError
+from agentkit import StoreError
 
 from .data import Clock, Monitor, StoreProblem, open_store, tier_mix
 from .messages import ControlRequested, OpenRun, OpenStep, StoreChanged
@@ -41,8 +41,9 @@ class MonitorApp(App[int]):
         Binding("q", "quit", "Quit", tooltip="leave the monitor (ctrl+q works too)"),
     ]
 
-    def __init__(self, db_path: Path | None = None, *, clock: Clock = time.time,
-                 poll_interval: float = 0.5) -> None:
+    def __init__(
+        self, db_path: Path | None = None, *, clock: Clock = time.time, poll_interval: float = 0.5
+    ) -> None:
         super().__init__()
         self.db_path = db_path
         self.clock = clock
@@ -69,8 +70,7 @@ class MonitorApp(App[int]):
             self.problem = opened
             screen: Screen[None] = ProblemScreen(opened)
             if on_problem:
-                self.notify(opened.detail, title="still cannot read the database",
-                            severity="error")
+                self.notify(opened.detail, title="still cannot read the database", severity="error")
         else:
             if self.monitor is not None:
                 self.monitor.close()
@@ -138,8 +138,9 @@ class MonitorApp(App[int]):
         if refusal is not None:
             self.notify(refusal, title="control refused", severity="warning")
         elif command == "abort":
-            question = (f"Abort run {run_id}? It stops at its next step boundary and "
-                        "cannot be resumed.")
+            question = (
+                f"Abort run {run_id}? It stops at its next step boundary and cannot be resumed."
+            )
 
             def confirmed(yes: bool | None) -> None:
                 if yes:
@@ -164,8 +165,11 @@ class MonitorApp(App[int]):
         except StoreError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.notify(result.message, severity="information" if result.sent else "warning",
-                    title="control sent" if result.sent else "control refused")
+        self.notify(
+            result.message,
+            severity="information" if result.sent else "warning",
+            title="control sent" if result.sent else "control refused",
+        )
         # Our own writes do not move data_version; refresh so the queued control shows.
         self._refresh_views()
 
@@ -175,26 +179,40 @@ def _key_label(key: str) -> str:
 
 
 def _keys(bindings: Sequence[BindingType]) -> list[tuple[str, str]]:
-    return [(_key_label(b.key), b.tooltip or b.description)
-            for b in bindings if isinstance(b, Binding)]
+    return [
+        (_key_label(b.key), b.tooltip or b.description) for b in bindings if isinstance(b, Binding)
+    ]
 
 
 def help_sections() -> list[HelpSection]:
     """Every key, read from the views' bindings so the list cannot drift from them."""
     return [
         ("Everywhere", _keys(MonitorApp.BINDINGS)),
-        ("Runs view", [("↑ ↓ pgup pgdn", "move between runs"),
-                       *_keys(_FittedTable.BINDINGS),
-                       *_keys(RunsTable.BINDINGS),
-                       ("click a header", "sort by that column; again flips the order"),
-                       *_keys(RunsScreen.BINDINGS)]),
-        ("Run view", [("↑ ↓ pgup pgdn", "move between steps"),
-                      *_keys(_FittedTable.BINDINGS), *_keys(StepsTable.BINDINGS),
-                      *_keys(RunScreen.BINDINGS)]),
+        (
+            "Runs view",
+            [
+                ("↑ ↓ pgup pgdn", "move between runs"),
+                *_keys(_FittedTable.BINDINGS),
+                *_keys(RunsTable.BINDINGS),
+                ("click a header", "sort by that column; again flips the order"),
+                *_keys(RunsScreen.BINDINGS),
+            ],
+        ),
+        (
+            "Run view",
+            [
+                ("↑ ↓ pgup pgdn", "move between steps"),
+                *_keys(_FittedTable.BINDINGS),
+                *_keys(StepsTable.BINDINGS),
+                *_keys(RunScreen.BINDINGS),
+            ],
+        ),
         ("Step details", [("↑ ↓ pgup pgdn", "scroll"), *_keys(StepScreen.BINDINGS)]),
         ("Abort confirmation", _keys(ConfirmScreen.BINDINGS)),
-        ("Force tier prompt", [("0-9, enter", "type the tier, send it"),
-                               *_keys(TierScreen.BINDINGS)]),
+        (
+            "Force tier prompt",
+            [("0-9, enter", "type the tier, send it"), *_keys(TierScreen.BINDINGS)],
+        ),
         ("Database problem", _keys(ProblemScreen.BINDINGS)),
     ]
 

@@ -51,8 +51,10 @@ def render_graph(graph: dict[str, Any], current: str | None, styles: GraphStyles
     for name in names:
         is_current = name == current
         text.append("● " if is_current else "  ", styles.current if is_current else "")
-        text.append(name.ljust(width), styles.current if is_current else
-                    styles.entry if name == entry else "")
+        text.append(
+            name.ljust(width),
+            styles.current if is_current else styles.entry if name == entry else "",
+        )
         text.append(f" {'(' + nodes[name] + ')':<{kind_width}}", styles.kind)
         targets = [_END_LABEL if t == END_NODE else t for t in successors.get(name, [])]
         if targets:
@@ -95,7 +97,7 @@ class TierChart:
         # Few steps get wide bars with gaps, many get one column each.
         column = max(1, min(3, room // len(self.series)))
         bar = "█" * max(1, column - 1) + (" " if column > 1 else "")
-        shown = list(self.series)[-(room // column):]
+        shown = list(self.series)[-(room // column) :]
         text = Text()
         for row in range(top, -1, -1):
             text.append(f"{row:>{label_width - 3}} │ ", self.axis)
@@ -106,7 +108,6 @@ class TierChart:
                     text.append(" " * len(bar))
             text.append("\n")
         skipped = len(self.series) - len(shown)
-        note = f"{len(self.series)} model steps" + (f", last {len(shown)} shown"
-                                                     if skipped else "")
+        note = f"{len(self.series)} model steps" + (f", last {len(shown)} shown" if skipped else "")
         text.append(" " * label_width + note, self.axis)
         return text

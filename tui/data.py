@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agentkit._errors import SchemaVersionError, StoreError
-from agentkit._events import (
+from agentkit import END, SchemaVersionError, StoreError
+from agentkit.events import (
     FINISHED_STATUSES,
     BudgetWarning,
     ContextCondensed,
@@ -33,11 +33,11 @@ from agentkit._events import (
     TierChosen,
     ToolArgumentsRejected,
 )
-from agentkit._store import RunRow, RunStore, StepRow
+from agentkit.store import RunRow, RunStore, StepRow, control_problem
 
 Clock = Callable[[], float]
 
-END_NODE = "__end__"
+END_NODE = END
 LIVE_STATUSES = frozenset({"running", "paused"})
 
 STATUS_ICONS: dict[str, str] = {
@@ -69,17 +69,24 @@ def open_store(path: Path | None) -> RunStore | StoreProblem:
     try:
         return RunStore(path, create=False)
     except SchemaVersionError as exc:
-        return StoreProblem("Newer database schema", str(exc),
-                            "The monitor leaves the file untouched. Quit with q.")
+        return StoreProblem(
+            "Newer database schema", str(exc), "The monitor leaves the file untouched. Quit with q."
+        )
     except StoreError as exc:
         text = str(exc)
         if text.startswith("no run database"):
-            return StoreProblem("No run database", text,
-                                "Press r to look again once an agent has started, or quit "
-                                "and run: agentkit monitor --db PATH")
-        return StoreProblem("Cannot read the run database", text,
-                            f"Point the monitor at the database your agents write: "
-                            f"agentkit monitor --db PATH (tried {shown}).")
+            return StoreProblem(
+                "No run database",
+                text,
+                "Press r to look again once an agent has started, or quit "
+                "and run: agentkit monitor --db PATH",
+            )
+        return StoreProblem(
+            "Cannot read the run database",
+            text,
+            f"Point the monitor at the database your agents write: "
+            f"agentkit monitor --db PATH (tried {shown}).",
+        )
 
 
 # -- formatting ----------------------------------------------------------------------
@@ -165,14 +172,27 @@ class RunSummary:
 
 def summarize(run: RunRow, now: float) -> RunSummary:
     """The runs-view row of a run; ``now`` is the clock for runs still going."""
-    end = run.finished_at if run.finished_at is not None else (
-        now if run.status in LIVE_STATUSES else run.updated_at)
+    end = (
+        run.finished_at
+        if run.finished_at is not None
+        else (now if run.status in LIVE_STATUSES else run.updated_at)
+    )
     return RunSummary(
-        id=run.id, name=run.name, task=run.task, status=run.status,
-        created_at=run.created_at, elapsed=end - run.created_at, steps=run.steps,
-        tokens=run.prompt_tokens + run.completion_tokens, cached_tokens=run.cached_tokens,
-        tiers=tier_mix(run.tiers), escalations=run.escalations, alerts=run.alerts,
-        current_node=run.current_node, answer=run.answer, error=run.error,
+        id=run.id,
+        name=run.name,
+        task=run.task,
+        status=run.status,
+        created_at=run.created_at,
+        elapsed=end - run.created_at,
+        steps=run.steps,
+        tokens=run.prompt_tokens + run.completion_tokens,
+        cached_tokens=run.cached_tokens,
+        tiers=tier_mix(run.tiers),
+        escalations=run.escalations,
+        alerts=run.alerts,
+        current_node=run.current_node,
+        answer=run.answer,
+        error=run.error,
     )
 
 
@@ -192,8 +212,9 @@ SORT_KEYS: dict[str, Callable[[RunSummary], Any]] = {
 """Column key of the runs table -> sort key of a RunSummary."""
 
 
-def select_runs(runs: Iterable[RunSummary], query: str, sort: str,
-                reverse: bool) -> list[RunSummary]:
+def select_runs(
+    runs: Iterable[RunSummary], query: str, sort: str, reverse: bool
+) -> list[RunSummary]:
     """Filter by every word of ``query`` and sort by column ``sort``."""
     words = query.lower().split()
     chosen = [r for r in runs if r.matches(words)]
@@ -276,13 +297,18 @@ def describe_event(event: Event) -> Alert | None:
     """The alert an event raises, if any (most events are routine)."""
     step = event.step
     if isinstance(event, TierChosen) and event.escalated:
-        return Alert(step, "escalation", f"tier {event.previous_tier}→{event.tier}",
-                     f"{event.model}: {event.reason}")
+        return Alert(
+            step,
+            "escalation",
+            f"tier {event.previous_tier}→{event.tier}",
+            f"{event.model}: {event.reason}",
+        )
     if isinstance(event, DetectorStrike):
         return Alert(step, "strike", f"{event.detector} → {event.response}", event.message)
     if isinstance(event, ToolArgumentsRejected):
-        return Alert(step, "rejected", f"{event.name} arguments (try {event.attempt})",
-                     event.feedback)
+        return Alert(
+            step, "rejected", f"{event.name} arguments (try {event.attempt})", event.feedback
+        )
     if isinstance(event, StepRetried):
         return Alert(step, "retry", f"{event.node} (attempt {event.attempt})", event.error)
     if isinstance(event, ControlApplied):
@@ -309,12 +335,14 @@ def describe_action(row: StepRow, limit: int = 240) -> tuple[str, bool]:
             parts.append(f"{mark}{call.get('name')} → {result}")
         return one_line("; ".join(parts) or "(no calls)", limit), failed
     if row.tool_calls:
-        calls = "; ".join(f"{c.get('name')}({format_arguments(c.get('arguments') or {})})"
-                          for c in row.tool_calls)
+        calls = "; ".join(
+            f"{c.get('name')}({format_arguments(c.get('arguments') or {})})" for c in row.tool_calls
+        )
         return one_line("call " + calls, limit), False
     if row.kind == "model":
-        return one_line(f"“{row.content.strip()}”" if row.content.strip() else "(empty reply)",
-                        limit), not row.content.strip()
+        return one_line(
+            f"“{row.content.strip()}”" if row.content.strip() else "(empty reply)", limit
+        ), not row.content.strip()
     return one_line(row.content or f"({row.kind})", limit), False
 
 
@@ -344,16 +372,22 @@ class RunFeed:
             self.events.extend(self._store.events(self.run.id, after=after))
         except ValidationError:
             # A newer agentkit wrote an event type this one does not know.
-            self.warning = ("some events could not be read (written by a newer agentkit?); "
-                            "steps are still shown")
+            self.warning = (
+                "some events could not be read (written by a newer agentkit?); "
+                "steps are still shown"
+            )
         last = self.steps[-1].idx if self.steps else 0
         if not self._loaded or self.run.steps != last:
             self.steps = self._store.steps(self.run.id)
             self._loaded = True
-        self.pending_controls = [
-            c.command + (f" {c.argument}" if c.argument else "")
-            for c in self._store.pending_controls(self.run.id)
-        ] if self.run.status in LIVE_STATUSES else []
+        self.pending_controls = (
+            [
+                c.command + (f" {c.argument}" if c.argument else "")
+                for c in self._store.pending_controls(self.run.id)
+            ]
+            if self.run.status in LIVE_STATUSES
+            else []
+        )
 
     def timeline(self) -> Timeline:
         """The run view's data, computed from what was read."""
@@ -365,21 +399,35 @@ class RunFeed:
         if pending is not None:
             views.append(pending)
         alerts = [a for _, e in self.events if (a := describe_event(e)) is not None]
-        return Timeline(run=summarize(self.run, self._clock()), graph=self.run.graph,
-                        steps=views, alerts=alerts,
-                        pending_controls=list(self.pending_controls), warning=self.warning)
+        return Timeline(
+            run=summarize(self.run, self._clock()),
+            graph=self.run.graph,
+            steps=views,
+            alerts=alerts,
+            pending_controls=list(self.pending_controls),
+            warning=self.warning,
+        )
 
     @staticmethod
     def _view(row: StepRow, events: list[Event]) -> StepView:
         action, is_error = describe_action(row)
         chosen = [e for e in events if isinstance(e, TierChosen)]
         return StepView(
-            idx=row.idx, node=row.node, kind=row.kind, tier=row.tier, model=row.model,
-            reused=row.cached_tokens, evaluated=row.evaluated_tokens,
-            completion=row.completion_tokens, seconds=row.seconds, action=action,
-            is_error=is_error, escalated=any(e.escalated for e in chosen),
+            idx=row.idx,
+            node=row.node,
+            kind=row.kind,
+            tier=row.tier,
+            model=row.model,
+            reused=row.cached_tokens,
+            evaluated=row.evaluated_tokens,
+            completion=row.completion_tokens,
+            seconds=row.seconds,
+            action=action,
+            is_error=is_error,
+            escalated=any(e.escalated for e in chosen),
             strikes=tuple(e.detector for e in events if isinstance(e, DetectorStrike)),
-            events=tuple(events), row=row,
+            events=tuple(events),
+            row=row,
         )
 
     def _pending(self, by_step: dict[int | None, list[Event]]) -> StepView | None:
@@ -393,13 +441,21 @@ class RunFeed:
         events = by_step[last + 1]
         chosen = [e for e in events if isinstance(e, TierChosen)]
         return StepView(
-            idx=last + 1, node=started[-1].node, kind=started[-1].kind,
+            idx=last + 1,
+            node=started[-1].node,
+            kind=started[-1].kind,
             tier=chosen[-1].tier if chosen else None,
-            model=chosen[-1].model if chosen else None, reused=0, evaluated=0, completion=0,
-            seconds=0.0, action="running…", is_error=False,
+            model=chosen[-1].model if chosen else None,
+            reused=0,
+            evaluated=0,
+            completion=0,
+            seconds=0.0,
+            action="running…",
+            is_error=False,
             escalated=any(e.escalated for e in chosen),
             strikes=tuple(e.detector for e in events if isinstance(e, DetectorStrike)),
-            events=tuple(events), row=None,
+            events=tuple(events),
+            row=None,
         )
 
 
@@ -468,14 +524,20 @@ class Monitor:
         refused = self.refusal(run_id, command)
         if refused is not None:
             return ControlResult(False, refused)
-        if command == "force_tier" and (argument is None or not argument.isdigit()):
-            return ControlResult(False, "force tier needs a tier number (0 is the cheapest)")
+        problem = control_problem(command, argument)
+        if problem is not None:
+            return ControlResult(False, problem)
         run_id = self.store.get_run(run_id).id
         self.store.send_control(run_id, command, argument)
-        what = {"pause": "pause", "resume": "resume", "abort": "abort",
-                "force_tier": f"tier {argument} for the next model step"}.get(command, command)
-        return ControlResult(True, f"sent {what} to run {run_id}; it applies at the next "
-                             "step boundary")
+        what = {
+            "pause": "pause",
+            "resume": "resume",
+            "abort": "abort",
+            "force_tier": f"tier {argument} for the next model step",
+        }.get(command, command)
+        return ControlResult(
+            True, f"sent {what} to run {run_id}; it applies at the next step boundary"
+        )
 
     def close(self) -> None:
         """Close the store's connections."""

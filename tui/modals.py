@@ -92,10 +92,15 @@ class TierScreen(ModalScreen[int | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(Text(f"Force a tier for the next model step of run {self.run_id}"),
-                         classes="modal-title")
-            seen = f"steps per tier so far: {self.tiers_seen}" if self.tiers_seen else \
-                "no model steps yet"
+            yield Static(
+                Text(f"Force a tier for the next model step of run {self.run_id}"),
+                classes="modal-title",
+            )
+            seen = (
+                f"steps per tier so far: {self.tiers_seen}"
+                if self.tiers_seen
+                else "no model steps yet"
+            )
             yield Static(Text(f"0 is the cheapest tier; {seen}.", style="dim"))
             yield Input(placeholder="tier number", type="integer", id="tier")
             yield Static(Text("Enter sends it, Esc cancels.", style="dim"))

@@ -17,7 +17,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Sparkline, Static
 
-from agentkit._errors import StoreError
+from agentkit import StoreError
 
 from .data import Monitor, RunSummary, StepView, Timeline, select_runs
 from .messages import ControlRequested, OpenRun, OpenStep, StoreChanged
@@ -31,16 +31,18 @@ from .widgets import (
     step_detail,
 )
 
-SORT_ORDER = ["started", "name", "status", "elapsed", "steps", "tokens", "escalations",
-              "alerts"]
+SORT_ORDER = ["started", "name", "status", "elapsed", "steps", "tokens", "escalations", "alerts"]
 
 CONTROL_BINDINGS: list[BindingType] = [
-    Binding("p", "control('pause')", "Pause",
-            tooltip="pause the run at its next step boundary"),
+    Binding("p", "control('pause')", "Pause", tooltip="pause the run at its next step boundary"),
     Binding("r", "control('resume')", "Resume", tooltip="resume a paused run"),
     Binding("a", "control('abort')", "Abort", tooltip="abort the run (asks first)"),
-    Binding("t", "control('force_tier')", "Force tier",
-            tooltip="run the next model step on the tier you type"),
+    Binding(
+        "t",
+        "control('force_tier')",
+        "Force tier",
+        tooltip="run the next model step on the tier you type",
+    ),
 ]
 
 
@@ -49,8 +51,12 @@ class RunsScreen(Screen[None]):
 
     AUTO_FOCUS = "#runs"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "focus_filter", "Filter",
-                tooltip="filter by name, status or any text (enter returns to the list)"),
+        Binding(
+            "slash",
+            "focus_filter",
+            "Filter",
+            tooltip="filter by name, status or any text (enter returns to the list)",
+        ),
         Binding("escape", "clear_filter", "Clear filter", tooltip="clear the filter"),
         Binding("s", "next_sort", "Sort", tooltip="sort by the next column"),
         Binding("o", "flip_order", "Order", tooltip="flip the sort order"),
@@ -99,8 +105,12 @@ class RunsScreen(Screen[None]):
         empty = self.query_one("#empty", Static)
         empty.display = not shown
         if not self._runs:
-            empty.update(Text(f"No runs yet in {self.monitor.path}.\nStart an agent with "
-                              "this database; it shows up here as soon as it begins."))
+            empty.update(
+                Text(
+                    f"No runs yet in {self.monitor.path}.\nStart an agent with "
+                    "this database; it shows up here as soon as it begins."
+                )
+            )
         elif not shown:
             empty.update(Text(f"No run matches “{self.filter_text}”. Esc clears the filter."))
 
@@ -172,8 +182,12 @@ class RunScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,backspace", "app.pop_screen", "Back", tooltip="back to the runs"),
-        Binding("f", "toggle_follow", "Follow",
-                tooltip="keep the newest step selected as steps arrive (on/off)"),
+        Binding(
+            "f",
+            "toggle_follow",
+            "Follow",
+            tooltip="keep the newest step selected as steps arrive (on/off)",
+        ),
         *CONTROL_BINDINGS,
     ]
 
@@ -225,8 +239,11 @@ class RunScreen(Screen[None]):
         self.query_one(TierChartPanel).show(timeline.tier_series)
         speeds = timeline.speed_series
         self.query_one("#speed", Sparkline).data = speeds
-        label = "no model steps yet" if not speeds else (
-            f"last {speeds[-1]:.1f}  min {min(speeds):.1f}  max {max(speeds):.1f} tok/s")
+        label = (
+            "no model steps yet"
+            if not speeds
+            else (f"last {speeds[-1]:.1f}  min {min(speeds):.1f}  max {max(speeds):.1f} tok/s")
+        )
         self.query_one("#speed-label", Static).update(Text(label))
         self.query_one(AlertsPanel).show(timeline.alerts)
 

@@ -152,13 +152,22 @@ class RunsTable(_FittedTable):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "select_cursor", "Open run", tooltip="open the highlighted run"),
     ]
-    COMPONENT_CLASSES: ClassVar[set[str]] = DataTable.COMPONENT_CLASSES | STATUS_CLASSES | {
-        "runs--muted", "runs--alert"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = (
+        DataTable.COMPONENT_CLASSES | STATUS_CLASSES | {"runs--muted", "runs--alert"}
+    )
 
     COLUMNS: ClassVar[list[tuple[str, str]]] = [
-        ("run", "run"), ("name", "name"), ("status", "status"), ("started", "started"),
-        ("elapsed", "elapsed"), ("steps", "steps"), ("tokens", "tokens"),
-        ("tiers", "tiers"), ("escalations", "esc"), ("alerts", "alerts"), ("task", "task"),
+        ("run", "run"),
+        ("name", "name"),
+        ("status", "status"),
+        ("started", "started"),
+        ("elapsed", "elapsed"),
+        ("steps", "steps"),
+        ("tokens", "tokens"),
+        ("tiers", "tiers"),
+        ("escalations", "esc"),
+        ("alerts", "alerts"),
+        ("task", "task"),
     ]
 
     def show(self, runs: Sequence[RunSummary], now: float, sort: str, reverse: bool) -> None:
@@ -189,30 +198,47 @@ class StepsTable(_FittedTable):
     """The step timeline of one run."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "select_cursor", "Step details",
-                tooltip="every detail of the highlighted step"),
+        Binding(
+            "enter", "select_cursor", "Step details", tooltip="every detail of the highlighted step"
+        ),
     ]
     COMPONENT_CLASSES: ClassVar[set[str]] = DataTable.COMPONENT_CLASSES | {
-        "steps--strike", "steps--escalated", "steps--error", "steps--pending", "steps--muted",
+        "steps--strike",
+        "steps--escalated",
+        "steps--error",
+        "steps--pending",
+        "steps--muted",
     }
     COLUMNS: ClassVar[list[tuple[str, str]]] = [
-        ("idx", "#"), ("node", "node"), ("tier", "tier"), ("prompt", "reused/eval"),
-        ("gen", "gen"), ("secs", "secs"), ("alert", "alert"), ("action", "call / result"),
+        ("idx", "#"),
+        ("node", "node"),
+        ("tier", "tier"),
+        ("prompt", "reused/eval"),
+        ("gen", "gen"),
+        ("secs", "secs"),
+        ("alert", "alert"),
+        ("action", "call / result"),
     ]
 
     def show(self, steps: Sequence[StepView], follow: bool) -> None:
         """Show the timeline; with ``follow`` the cursor jumps to the newest step."""
         grew = len(steps) != self.row_count
-        self.set_rows([(f"pending-{s.idx}" if s.pending else str(s.idx), self._cells(s))
-                       for s in steps])
+        self.set_rows(
+            [(f"pending-{s.idx}" if s.pending else str(s.idx), self._cells(s)) for s in steps]
+        )
         # Only a new step moves the cursor, not every write to the store.
         if follow and steps and grew:
             self.move_cursor(row=len(steps) - 1, animate=False)
 
     def _cells(self, s: StepView) -> tuple[Text, ...]:
         muted = style_of(self, "steps--muted")
-        row_style = (style_of(self, "steps--pending") if s.pending
-                     else style_of(self, "steps--error") if s.is_error else Style())
+        row_style = (
+            style_of(self, "steps--pending")
+            if s.pending
+            else style_of(self, "steps--error")
+            if s.is_error
+            else Style()
+        )
         tier = _right("-" if s.tier is None else s.tier)
         if s.escalated:
             tier = _right(f"▲{s.tier}", style_of(self, "steps--escalated"))
@@ -239,8 +265,7 @@ class StepsTable(_FittedTable):
 class RunSummaryPanel(Static):
     """The run's status line, totals, task and outcome."""
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = STATUS_CLASSES | {"summary--label",
-                                                              "summary--warning"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = STATUS_CLASSES | {"summary--label", "summary--warning"}
 
     def show(self, timeline: Timeline) -> None:
         """Show the run's status, totals, task, outcome and any controls still queued."""
@@ -254,12 +279,19 @@ class RunSummaryPanel(Static):
         text.append("  at ", label)
         text.append(node, "bold")
         text.append("\n")
-        for i, (name, value) in enumerate([
-                ("elapsed", format_elapsed(run.elapsed)), ("steps", str(run.steps)),
-                ("tokens", f"{format_count(run.tokens)} ({format_count(run.cached_tokens)} "
-                           "reused)"),
-                ("tiers", run.tiers or "-"), ("escalations", str(run.escalations)),
-                ("alerts", str(run.alerts))]):
+        for i, (name, value) in enumerate(
+            [
+                ("elapsed", format_elapsed(run.elapsed)),
+                ("steps", str(run.steps)),
+                (
+                    "tokens",
+                    f"{format_count(run.tokens)} ({format_count(run.cached_tokens)} reused)",
+                ),
+                ("tiers", run.tiers or "-"),
+                ("escalations", str(run.escalations)),
+                ("alerts", str(run.alerts)),
+            ]
+        ):
             text.append(("  " if i else "") + f"{name} ", label)
             text.append(value)
         text.append("\ntask ", label)
@@ -275,8 +307,10 @@ class RunSummaryPanel(Static):
             text.append("controls ", label)
             text.append("p pause · r resume · a abort · t force tier")
             if timeline.pending_controls:
-                text.append("   queued: " + ", ".join(timeline.pending_controls),
-                            style_of(self, "summary--warning"))
+                text.append(
+                    "   queued: " + ", ".join(timeline.pending_controls),
+                    style_of(self, "summary--warning"),
+                )
         else:
             text.append("finished: controls are off", label)
         if timeline.warning:
@@ -287,15 +321,21 @@ class RunSummaryPanel(Static):
 class GraphPanel(Static):
     """The run's graph with the current node marked."""
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"graph--current", "graph--entry", "graph--kind",
-                                             "graph--edge"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "graph--current",
+        "graph--entry",
+        "graph--kind",
+        "graph--edge",
+    }
 
     def show(self, graph: dict[str, Any], current: str | None) -> None:
         """Draw ``graph`` (``runs.graph_json``) with node ``current`` marked."""
-        styles = GraphStyles(current=style_of(self, "graph--current"),
-                             entry=style_of(self, "graph--entry"),
-                             kind=style_of(self, "graph--kind"),
-                             edge=style_of(self, "graph--edge"))
+        styles = GraphStyles(
+            current=style_of(self, "graph--current"),
+            entry=style_of(self, "graph--entry"),
+            kind=style_of(self, "graph--kind"),
+            edge=style_of(self, "graph--edge"),
+        )
         self.update(render_graph(graph, current, styles))
 
 
@@ -306,23 +346,33 @@ class TierChartPanel(Static):
 
     def show(self, series: Sequence[tuple[int, bool]]) -> None:
         """Draw the (tier, escalated) series, newest on the right."""
-        self.update(TierChart(series, bar=style_of(self, "chart--bar"),
-                              escalated=style_of(self, "chart--escalated"),
-                              axis=style_of(self, "chart--axis")))
+        self.update(
+            TierChart(
+                series,
+                bar=style_of(self, "chart--bar"),
+                escalated=style_of(self, "chart--escalated"),
+                axis=style_of(self, "chart--axis"),
+            )
+        )
 
 
 class AlertsPanel(Static):
     """Escalations, detector strikes and controls with their reasons, newest first."""
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"alerts--strike", "alerts--escalation",
-                                             "alerts--other", "alerts--muted"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "alerts--strike",
+        "alerts--escalation",
+        "alerts--other",
+        "alerts--muted",
+    }
     _ICONS: ClassVar[dict[str, str]] = {"escalation": "▲", "strike": "⚠", "failure": "✗"}
 
     def show(self, alerts: Sequence[Alert]) -> None:
         """Show every alert: a title line, then its reason indented below."""
         if not alerts:
-            self.update(Text("no escalations or detector strikes",
-                             style=style_of(self, "alerts--muted")))
+            self.update(
+                Text("no escalations or detector strikes", style=style_of(self, "alerts--muted"))
+            )
             return
         parts: list[RenderableType] = []
         for alert in reversed(alerts):
@@ -330,8 +380,10 @@ class AlertsPanel(Static):
             line = Text()
             step = f"{alert.step:>3}" if alert.step is not None else "  -"
             line.append(step + " ", style_of(self, "alerts--muted"))
-            line.append(f"{self._ICONS.get(alert.kind, '·')} {alert.kind} ",
-                        style_of(self, f"alerts--{kind}"))
+            line.append(
+                f"{self._ICONS.get(alert.kind, '·')} {alert.kind} ",
+                style_of(self, f"alerts--{kind}"),
+            )
             line.append(alert.title)
             parts.append(line)
             if alert.detail:
@@ -351,9 +403,12 @@ def step_detail(view: StepView, label: Style, warn: Style) -> RenderableType:
     if view.pending:
         head.append("  running…", warn)
     elif view.kind == "model":
-        head.append(f"\nprompt {view.reused + view.evaluated} tokens ({view.reused} reused, "
-                    f"{view.evaluated} evaluated) · generated {view.completion} · "
-                    f"{view.seconds:.2f} s", label)
+        head.append(
+            f"\nprompt {view.reused + view.evaluated} tokens ({view.reused} reused, "
+            f"{view.evaluated} evaluated) · generated {view.completion} · "
+            f"{view.seconds:.2f} s",
+            label,
+        )
         speed = view.tokens_per_second
         if speed is not None:
             head.append(f" · {speed:.1f} tok/s", label)
@@ -372,18 +427,24 @@ def step_detail(view: StepView, label: Style, warn: Style) -> RenderableType:
             entry.append("\narguments ", label)
             entry.append(json.dumps(call.get("arguments", {}), ensure_ascii=False))
             if "result" in call:
-                entry.append("\nresult" + (" (error)" if call.get("is_error") else "") + " ",
-                             warn if call.get("is_error") else label)
+                entry.append(
+                    "\nresult" + (" (error)" if call.get("is_error") else "") + " ",
+                    warn if call.get("is_error") else label,
+                )
                 entry.append(str(call.get("result")))
             parts.append(entry)
     if view.events:
         parts.append(_section("Events", label))
         for event in view.events:
-            data = event.model_dump(mode="json", exclude={
-                "run_id", "step", "ts", "version", "type", "content", "tool_calls"})
+            data = event.model_dump(
+                mode="json",
+                exclude={"run_id", "step", "ts", "version", "type", "content", "tool_calls"},
+            )
             line = Text()
-            line.append(f"{event.type:<22}", warn if event.type in (
-                "detector_strike", "tier_chosen") else label)
+            line.append(
+                f"{event.type:<22}",
+                warn if event.type in ("detector_strike", "tier_chosen") else label,
+            )
             line.append(", ".join(f"{k}={v}" for k, v in data.items()))
             parts.append(line)
     return Group(*parts)

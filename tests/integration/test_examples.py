@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from agentkit._catalog import resolve_model
 from agentkit._errors import ModelNotFoundError
-from agentkit._store import RunStore
+from agentkit.models._catalog import resolve_model
+from agentkit.store import RunStore
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SMALL_MODEL = "smollm2-135m-instruct"

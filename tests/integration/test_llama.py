@@ -16,12 +16,12 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from agentkit._catalog import resolve_model
 from agentkit._errors import ContextOverflowError, ModelNotFoundError
-from agentkit._llama import LlamaConfig, LlamaCppModel, get_model
-from agentkit._messages import Message, ToolCall
-from agentkit._model import ChatModel, Sampling
-from agentkit._tools import Tool, tool
+from agentkit.models import LlamaConfig, LlamaCppModel, get_model
+from agentkit.models._catalog import resolve_model
+from agentkit.models._messages import Message, ToolCall
+from agentkit.models._protocol import ChatModel, Sampling
+from agentkit.runtime._tools import Tool, tool
 
 pytestmark = pytest.mark.integration
 
@@ -298,7 +298,7 @@ def test_registry_and_properties(smol: LlamaCppModel) -> None:
 _LOAD_SCRIPT = """
 import sys
 from agentkit._errors import ModelFileError, ModelNotFoundError
-from agentkit._llama import LlamaCppModel
+from agentkit.models._llama import LlamaCppModel
 for path in sys.argv[1:]:
     try:
         LlamaCppModel.load(path)

@@ -27,9 +27,9 @@ from agentkit import (
     resolve_model,
     tool,
 )
-from agentkit._detect import DETECTORS
-from agentkit._detect_stream import StreamDetector
-from agentkit._events import DetectorStrike, Event, ModelCalled, RunFinished, ToolCallFinished
+from agentkit.detection import DETECTORS
+from agentkit.detection._stream import StreamDetector
+from agentkit.events import DetectorStrike, Event, ModelCalled, RunFinished, ToolCallFinished
 
 SMOL = "smollm2-135m-instruct"
 QWEN = "qwen2.5-coder-0.5b-instruct"

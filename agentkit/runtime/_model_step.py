@@ -1,0 +1,190 @@
+"""What one model step does, from choosing its tier to the record it returns.
+
+    choose the tier (the run's tier controller)
+    warn the model when few steps remain
+    generate: the turn streams through the repetition detector; loops and invalid
+              arguments are answered inside the step (see ``_generate``)
+    review: below the top tier, the controller may redo the turn one tier up
+    accept: the turn joins the conversation; a text-only reply goes to the loop detector
+
+The step writes nothing itself: its events go to the run's recorder and what it did
+comes back as a ``StepRecord``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._errors import ConfigError
+from ..detection._canonical import StepObservation
+from ..events import BudgetWarning, ModelCalled
+from ..ladder._ladder import as_ladder
+from ..ladder._policy import decision_confidence
+from ..models._messages import Message, ModelResponse, ToolSpec
+from ..models._protocol import Sampling
+from ._context import RunContext
+from ._generate import Generation, Turn, generate, resampled, tool_spec
+from ._graph import ModelNode
+from ._result import StepRecord
+from ._strikes import NUDGE_PREFIX, carry_out
+from ._threads import in_thread
+
+__all__ = ["run_model_step"]
+
+
+async def run_model_step(ctx: RunContext, state: Any, name: str, node: ModelNode) -> StepRecord:
+    configured = node.model if node.model is not None else ctx.graph.model
+    if configured is None:  # build() rejects this; kept for graphs mutated afterwards
+        raise ConfigError(f"model node {name!r} has no model")
+    ladder = as_ladder(configured)
+    turn = Turn(ctx, name, node, ladder, list(state.messages))
+    tier = turn.choose(ctx.tiers.choose(ladder, step=ctx.step, node=name, hint=node.tier_hint))
+    steps_left = (ctx.graph.max_steps - ctx.step) if ctx.graph.max_steps is not None else None
+    _warn_budget(turn, steps_left)
+    specs = [] if steps_left == 0 else [tool_spec(t) for t in node.tool_list]
+    sampling = node.sampling
+    if ctx.strikes.resample_next:
+        sampling = resampled(ctx, sampling)
+        ctx.strikes.resample_next = False
+    gen = await _turn_with_reviews(turn, tier, specs, sampling)
+    return _accept(turn, state, gen)
+
+
+async def _turn_with_reviews(
+    turn: Turn, tier: int, specs: list[ToolSpec], sampling: Sampling
+) -> Generation:
+    """Generate; below the top tier, let the controller redo a bad turn one tier up."""
+    ctx, ladder = turn.ctx, turn.ladder
+    while True:
+        gen = await generate(turn, tier, specs, sampling)
+        if turn.stop is not None or not ctx.tiers.can_escalate(ladder, gen.tier):
+            return gen
+        samples = await _samples(turn, gen, specs, sampling)
+        reason, gen.response = ctx.tiers.review(
+            ladder,
+            gen.tier,
+            gen.response,
+            invalid_calls=len(gen.invalid),
+            tools_offered=bool(specs),
+            samples=samples,
+        )
+        if reason is None:
+            return gen
+        tier = turn.choose(ctx.tiers.escalate(ladder, gen.tier, reason))
+
+
+async def _samples(
+    turn: Turn, gen: Generation, specs: list[ToolSpec], sampling: Sampling
+) -> list[ModelResponse]:
+    """Extra self-consistency samples of the same turn on the same tier, if the ladder
+    asks for them (hotter, each with its own seed)."""
+    count = turn.ladder.self_consistency
+    if count <= 1 or gen.invalid:
+        return []
+    model = turn.ladder.model(gen.tier)
+    system = [Message.system(turn.node.system_prompt)] if turn.node.system_prompt else []
+    hot = sampling.model_copy(update={"temperature": max(0.7, sampling.temperature)})
+    samples = []
+    for i in range(1, count):
+        seeded = hot.model_copy(update={"seed": (sampling.seed or 0) + 101 * i})
+        sample = await in_thread(
+            "model", model.complete, [*system, *turn.messages], tools=specs, sampling=seeded
+        )
+        turn.spend.add(turn.ladder, gen.tier, sample.usage)
+        samples.append(sample)
+    return samples
+
+
+def _accept(turn: Turn, state: Any, gen: Generation) -> StepRecord:
+    """The turn joins the conversation; the record of the step."""
+    ctx, ladder, spend = turn.ctx, turn.ladder, turn.spend
+    response, tier = gen.response, gen.tier
+    update: dict[str, Any] = {"messages": turn.messages}
+    # A turn the stream detector cut off for good is not part of the conversation.
+    if turn.stop is None:
+        turn.messages.append(response.as_message())
+        if not response.tool_calls and "answer" in type(state).model_fields:
+            update["answer"] = response.content.strip() or None
+    ctx.tiers.accept(ladder, tier, response, len(gen.invalid))
+    ladder.record_speed(tier, spend.usage.completion_tokens, spend.usage.seconds)
+    calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in response.tool_calls]
+    ctx.recorder.emit(_called_event(turn, response, tier, calls))
+    if not response.tool_calls and turn.stop is None:
+        _observe_reply(turn, response)
+    return StepRecord(
+        state=state.model_copy(update=update),
+        kind="model",
+        model=ladder.tier_name(tier),
+        tier=tier,
+        usage=spend.usage,
+        model_calls=spend.calls,
+        compute=spend.compute,
+        top_tier_compute=spend.top_tier_compute,
+        top_tier_seconds=spend.top_tier_seconds,
+        escalations=spend.escalations,
+        strikes=spend.strikes,
+        tokens_saved=spend.tokens_saved,
+        content=response.content,
+        tool_calls=calls,
+        stop=turn.stop,
+    )
+
+
+def _called_event(
+    turn: Turn, response: ModelResponse, tier: int, calls: list[dict[str, Any]]
+) -> ModelCalled:
+    u = turn.spend.usage
+    return ModelCalled(
+        run_id=turn.ctx.run_id,
+        step=turn.ctx.step,
+        model=turn.ladder.tier_name(tier),
+        tier=tier,
+        prompt_tokens=u.prompt_tokens,
+        cached_tokens=u.cached_tokens,
+        evaluated_tokens=u.evaluated_tokens,
+        completion_tokens=u.completion_tokens,
+        seconds=u.seconds,
+        finish_reason=response.finish_reason,
+        content=response.content,
+        tool_calls=calls,
+        confidence=decision_confidence(response),
+        tokens_saved=turn.spend.tokens_saved,
+    )
+
+
+def _observe_reply(turn: Turn, response: ModelResponse) -> None:
+    """A reply without calls goes to the loop detector (repeated or empty replies)."""
+    ctx = turn.ctx
+    observation = StepObservation(
+        index=ctx.step,
+        tool_calls=(),
+        results=(),
+        content=response.content,
+        is_empty=not response.content.strip(),
+    )
+    action = ctx.strikes.observe(observation, can_escalate=ctx.tiers.can_escalate_now)
+    if action is not None:
+        turn.spend.strikes += 1
+        turn.stop = carry_out(ctx, action, turn.messages)
+
+
+def _warn_budget(turn: Turn, steps_left: int | None) -> None:
+    """Tell the model once when few steps remain, and again on its very last step."""
+    ctx = turn.ctx
+    if steps_left is None or steps_left > ctx.settings.wind_down_steps:
+        return
+    if steps_left == 0:
+        note = (
+            "This is your last step: no more tools. Give your final answer now, with what "
+            "you have found so far."
+        )
+    elif not ctx.position.budget_warned:
+        note = (
+            f"Only {steps_left + 1} steps left. Finish soon: give your final answer as soon "
+            "as you can."
+        )
+    else:
+        return
+    ctx.position.budget_warned = True
+    turn.messages.append(Message.user(NUDGE_PREFIX + note))
+    ctx.recorder.emit(BudgetWarning(run_id=ctx.run_id, step=ctx.step, steps_left=steps_left))
