@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import networkx as nx
 from pydantic import BaseModel, Field
 
 from .._errors import ConfigError
 from ..models._messages import Message
 from ..models._protocol import ChatModel, Sampling
 from ._tools import Tool, as_tool
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "END",
@@ -172,6 +174,8 @@ class Graph(Generic[S]):
     def build(self) -> CompiledGraph[S]:
         """Check the whole definition; raise one ConfigError listing every problem."""
         problems = list(self._problems)
+        import networkx as nx  # on first build: it takes longer to import than agentkit
+
         g: nx.DiGraph[str] = nx.DiGraph()
         g.add_nodes_from(self._nodes)
         g.add_node(END)
