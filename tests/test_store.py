@@ -128,7 +128,8 @@ def test_a_first_schema_database_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     RunStore(path).close()
     conn = sqlite3.connect(path)
-    conn.execute("ALTER TABLE runs DROP COLUMN totals_json")
+    for added_since_v1 in ("totals_json", "owner", "heartbeat"):
+        conn.execute(f"ALTER TABLE runs DROP COLUMN {added_since_v1}")
     conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     conn.execute(
         "INSERT INTO runs(id, name, task, status, created_at, updated_at)"
@@ -138,7 +139,11 @@ def test_a_first_schema_database_is_migrated(tmp_path: Path) -> None:
     conn.close()
     store = RunStore(path)
     assert store.get_run("old").totals == {}
-    version = sqlite3.connect(path).execute("SELECT value FROM meta").fetchone()[0]
+    version = (
+        sqlite3.connect(path)
+        .execute("SELECT value FROM meta WHERE key='schema_version'")
+        .fetchone()[0]
+    )
     assert int(version) == SCHEMA_VERSION
 
 

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._errors import StoreError
 from ..events import Event
 
 __all__ = [
     "CONTROL_COMMANDS",
+    "URL_SCHEMES",
     "Batch",
     "Control",
     "RunRow",
@@ -19,6 +21,8 @@ __all__ = [
     "ToolResult",
     "control_problem",
     "default_db_path",
+    "default_store_spec",
+    "is_store_url",
 ]
 
 CONTROL_COMMANDS = frozenset({"pause", "resume", "abort", "force_tier"})
@@ -33,13 +37,37 @@ def control_problem(command: str, argument: str | None) -> str | None:
     return None
 
 
-def default_db_path() -> Path:
-    """``$AGENTKIT_DB``, else ``$XDG_DATA_HOME/agentkit/runs.db`` (~/.local/share)."""
+URL_SCHEMES = ("postgresql://", "postgres://")
+"""How a store spec names a PostgreSQL database instead of a SQLite file."""
+
+
+def is_store_url(spec: str | os.PathLike[str]) -> bool:
+    """Whether ``spec`` is a PostgreSQL URL (``postgresql://...``) rather than a path."""
+    return isinstance(spec, str) and spec.strip().lower().startswith(URL_SCHEMES)
+
+
+def default_store_spec() -> str | Path:
+    """``$AGENTKIT_DB`` (a path or a ``postgresql://`` URL), else the default SQLite file
+    ``$XDG_DATA_HOME/agentkit/runs.db`` (~/.local/share)."""
     env = os.environ.get("AGENTKIT_DB")
+    if env and is_store_url(env):
+        return env.strip()
     if env:
         return Path(env).expanduser()
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
     return Path(base) / "agentkit" / "runs.db"
+
+
+def default_db_path() -> Path:
+    """The default SQLite file (see ``default_store_spec``); StoreError where
+    ``$AGENTKIT_DB`` names a PostgreSQL database, which has no path."""
+    spec = default_store_spec()
+    if isinstance(spec, str):
+        raise StoreError(
+            "AGENTKIT_DB names a PostgreSQL run store, not a file; open it with "
+            "agentkit.store.open_store() (or pass a path)"
+        )
+    return spec
 
 
 @dataclass(frozen=True)

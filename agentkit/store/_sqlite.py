@@ -18,6 +18,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,8 @@ from pydantic import ValidationError
 
 from .._errors import SchemaVersionError, StoreError
 from ..events import Event, parse_event
+from . import _sqlite_leases as leases
+from ._decode import STEP_INSERT, TOTALS_UPDATE, run_row, step_row, step_values, totals_values
 from ._rows import (
     Batch,
     Control,
@@ -36,9 +39,25 @@ from ._rows import (
     control_problem,
     default_db_path,
 )
-from ._schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+from ._schema import (
+    APPLICATION,
+    MIGRATIONS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    Found,
+    classify,
+    inspect_database,
+)
 
 __all__ = ["SCHEMA_VERSION", "RunStore"]
+
+_MARK = "INSERT OR IGNORE INTO meta(key, value) VALUES ('application', ?)"
+_CHANGE_POLL_SECONDS = 0.05
+
+
+_open: Counter[str] = Counter()
+"""Database files open as run stores in this process (checked when the first opened)."""
+_open_lock = threading.Lock()
 
 
 class RunStore:
@@ -49,6 +68,8 @@ class RunStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._key = str(self.path.resolve())
+        self._counted = False
         if not create and not self.path.exists():
             raise StoreError(
                 f"no run database at {self.path}; run an agent first, or pass --db PATH"
@@ -85,6 +106,10 @@ class RunStore:
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
+                if not self._counted:
+                    self._counted = True
+                    with _open_lock:
+                        _open[self._key] += 1
         return conn
 
     @contextmanager
@@ -110,54 +135,75 @@ class RunStore:
             raise StoreError(f"run database {self.path}: {exc}") from exc
 
     def _init_schema(self, create: bool) -> None:
-        conn = self._conn()
+        # Looked at read-only first: a file that is not ours is refused before the first
+        # connection switches it to WAL or anything is written to it. Not while this
+        # process has the file open already: reading it outside SQLite would drop the
+        # POSIX locks of those connections (closing any descriptor of a file releases all
+        # of a process's locks on it), and another process could then delete the
+        # write-ahead log under them.
+        with _open_lock:
+            already = _open[self._key] > 0
+        if not already:
+            self._set_up(inspect_database(self.path), create)
+        self._conn()
+
+    def _set_up(self, found: Found, create: bool) -> None:
+        self._check(found, create)
+        if found.kind == "ours" and found.version == SCHEMA_VERSION and found.marked:
+            return  # nothing to set up: no write transaction (the file may be read-only)
         try:
-            has_meta = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
-            ).fetchone()
-            if has_meta:
-                row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                version = int(row[0]) if row else 0
-                if version > SCHEMA_VERSION:
-                    raise SchemaVersionError(
-                        f"{self.path} was written by a newer agentkit (schema {version}, this "
-                        f"one reads up to {SCHEMA_VERSION}); upgrade agentkit to read it"
-                    )
-                if version == SCHEMA_VERSION:
-                    return
-                if version >= 1:
-                    self._migrate(version)
-                    return
-            if not create:
-                raise StoreError(f"{self.path} is not an agentkit run database")
             with self._tx() as tx:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        tx.execute(statement)
+                # Again under the write lock: another process may have set it up meanwhile.
+                found = classify(tx)
+                self._check(found, create)
+                if found.kind == "ours" and found.version == SCHEMA_VERSION:
+                    tx.execute(_MARK, (APPLICATION,))  # files from before the marker
+                    return
+                if found.kind == "ours":
+                    for target in range(found.version + 1, SCHEMA_VERSION + 1):
+                        for statement in MIGRATIONS.get(target, ()):
+                            tx.execute(statement)
+                else:
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            tx.execute(statement)
                 tx.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
+                tx.execute(_MARK, (APPLICATION,))
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"{self.path} is not a readable SQLite database ({exc}); move it away or "
                 "pass another path"
             ) from exc
 
-    def _migrate(self, version: int) -> None:
-        with self._tx() as tx:
-            for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS.get(target, ()):
-                    tx.execute(statement)
-            tx.execute(
-                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+    def _check(self, found: Found, create: bool) -> None:
+        """Refuse what the store must not open (or, without ``create``, set up)."""
+        if found.kind == "foreign":
+            shown = ", ".join(found.tables[:8]) + (", ..." if len(found.tables) > 8 else "")
+            raise StoreError(
+                f"{self.path} is not an agentkit run database: it is another application's "
+                f"SQLite database (tables: {shown}), left unchanged. Pass another path "
+                "(--db, store= or AGENTKIT_DB) for agentkit's runs."
             )
+        if found.kind == "ours" and found.version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{self.path} was written by a newer agentkit (schema {found.version}, this "
+                f"one reads up to {SCHEMA_VERSION}); upgrade agentkit to read it"
+            )
+        if found.kind != "ours" and not create:
+            raise StoreError(f"{self.path} is not an agentkit run database")
 
     def close(self) -> None:
         with self._lock:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
+            if self._counted:
+                self._counted = False
+                with _open_lock:
+                    _open[self._key] -= 1
         self._local = threading.local()
 
     # -- writing -----------------------------------------------------------------
@@ -170,12 +216,14 @@ class RunStore:
         task: str,
         graph: dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
+        owner: str | None = None,
     ) -> None:
+        """A new run, leased to ``owner`` (an executor's id, see ``new_owner``) if given."""
         now = time.time()
         with self._tx() as tx:
             tx.execute(
                 "INSERT INTO runs(id, name, task, status, created_at, updated_at, graph_json,"
-                " config_json, pid) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                " config_json, pid, owner, heartbeat) VALUES (?,?,?,'running',?,?,?,?,?,?,?)",
                 (
                     run_id,
                     name,
@@ -185,8 +233,22 @@ class RunStore:
                     json.dumps(graph or {}),
                     json.dumps(config or {}, default=str),
                     os.getpid(),
+                    owner,
+                    now if owner else None,
                 ),
             )
+
+    # -- leases (one executor per run) ---------------------------------------------
+
+    def claim(self, run_id: str, owner: str) -> None:
+        """Lease the run to ``owner``; RunLeasedError if a live executor holds it."""
+        with self._tx() as tx:
+            leases.claim(tx, run_id, owner)
+
+    def renew(self, run_id: str, owner: str) -> None:
+        """Renew the lease; LeaseLostError if another executor took the run over."""
+        with self._tx() as tx:
+            leases.renew(tx, run_id, owner)
 
     def write(self, batch: Batch) -> None:
         """Record a batch of tool results and events in one transaction."""
@@ -209,62 +271,25 @@ class RunStore:
         )
 
     def save_step(
-        self, step: StepRow, totals: dict[str, Any], *, batch: Batch | None = None
+        self,
+        step: StepRow,
+        totals: dict[str, Any],
+        *,
+        batch: Batch | None = None,
+        owner: str | None = None,
     ) -> None:
         """Record a completed step, its checkpoint, the run's totals and ``batch`` at once.
 
         ``totals`` is the runtime's ``RunTotals`` as JSON: the runs row keeps a copy of
-        them (for lists and the monitor), it does not count anything itself.
+        them (for lists and the monitor), it does not count anything itself. With
+        ``owner`` the write also renews that executor's lease, and nothing is written if
+        another executor took the run over (LeaseLostError).
         """
         with self._tx() as tx:
+            leases.renew(tx, step.run_id, owner)
             self._write_batch(tx, batch)
-            tx.execute(
-                "INSERT OR REPLACE INTO steps(run_id, idx, node, kind, model, tier,"
-                " prompt_tokens, cached_tokens, evaluated_tokens, completion_tokens, seconds,"
-                " compute, started_at, finished_at, content, tool_calls_json, next_node,"
-                " state_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    step.run_id,
-                    step.idx,
-                    step.node,
-                    step.kind,
-                    step.model,
-                    step.tier,
-                    step.prompt_tokens,
-                    step.cached_tokens,
-                    step.evaluated_tokens,
-                    step.completion_tokens,
-                    step.seconds,
-                    step.compute,
-                    step.started_at,
-                    step.finished_at,
-                    step.content,
-                    json.dumps(step.tool_calls, default=str),
-                    step.next_node,
-                    step.state_json,
-                ),
-            )
-            tx.execute(
-                "UPDATE runs SET steps = ?, prompt_tokens = ?, cached_tokens = ?,"
-                " completion_tokens = ?, model_seconds = ?, compute = ?, tiers_json = ?,"
-                " escalations = ?, alerts = ?, totals_json = ?, updated_at = ?,"
-                " current_node = ? WHERE id = ?",
-                (
-                    step.idx,
-                    totals.get("prompt_tokens", 0),
-                    totals.get("cached_tokens", 0),
-                    totals.get("completion_tokens", 0),
-                    totals.get("model_seconds", 0.0),
-                    totals.get("compute", 0.0),
-                    json.dumps(totals.get("tier_steps", {})),
-                    totals.get("escalations", 0),
-                    totals.get("strikes", 0),
-                    json.dumps(totals),
-                    time.time(),
-                    step.next_node,
-                    step.run_id,
-                ),
-            )
+            tx.execute(STEP_INSERT, step_values(step))
+            tx.execute(TOTALS_UPDATE, totals_values(step, totals))
 
     def tool_call_started(
         self,
@@ -292,6 +317,14 @@ class RunStore:
             (r.result, int(r.is_error), r.seconds, r.run_id, r.call_id),
         )
 
+    def unfinished_tool_calls(self, run_id: str) -> set[str]:
+        """Ids of the run's tool calls that started but never finished (in flight at a
+        crash): their outcome is unknown."""
+        rows = self._read(
+            "SELECT call_id FROM tool_calls WHERE run_id=? AND status='started'", (run_id,)
+        )
+        return {r["call_id"] for r in rows}
+
     def completed_tool_calls(self, run_id: str) -> dict[str, tuple[str, bool]]:
         """Results of every tool call of the run that finished, by call id."""
         rows = self._read(
@@ -315,15 +348,19 @@ class RunStore:
         answer: str | None = None,
         error: str | None = None,
         batch: Batch | None = None,
+        owner: str | None = None,
     ) -> None:
+        """The run's ending; ``owner``'s lease is released with it."""
         now = time.time()
         with self._tx() as tx:
+            leases.renew(tx, run_id, owner)
             self._write_batch(tx, batch)
             tx.execute(
                 "UPDATE runs SET status=?, answer=?, error=?, finished_at=?, updated_at=?"
                 " WHERE id=?",
                 (status, answer, error, now, now, run_id),
             )
+            leases.release(tx, run_id, owner)
 
     # -- controls ----------------------------------------------------------------
 
@@ -377,29 +414,30 @@ class RunStore:
             sql += " WHERE status = ?"
             params = (status,)
         sql += " ORDER BY created_at DESC LIMIT ?"
-        return [_run_row(r) for r in self._read(sql, (*params, limit))]
+        return [run_row(r) for r in self._read(sql, (*params, limit))]
 
     def get_run(self, run_id: str) -> RunRow:
         """A run by id or unique id prefix."""
         rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
         if not rows:
+            # A plain prefix: LIKE would take % and _ in it for wildcards.
             rows = self._read(
-                "SELECT * FROM runs WHERE id LIKE ? LIMIT 2", (run_id.replace("%", "") + "%",)
+                "SELECT * FROM runs WHERE substr(id, 1, length(?1)) = ?1 LIMIT 2", (run_id,)
             )
         if len(rows) != 1:
             what = "no run" if not rows else "more than one run"
             raise StoreError(
                 f"{what} matches {run_id!r} in {self.path}; `agentkit runs list` shows the ids"
             )
-        return _run_row(rows[0])
+        return run_row(rows[0])
 
     def steps(self, run_id: str) -> list[StepRow]:
         rows = self._read("SELECT * FROM steps WHERE run_id=? ORDER BY idx", (run_id,))
-        return [_step_row(r) for r in rows]
+        return [step_row(r) for r in rows]
 
     def last_step(self, run_id: str) -> StepRow | None:
         rows = self._read("SELECT * FROM steps WHERE run_id=? ORDER BY idx DESC LIMIT 1", (run_id,))
-        return _step_row(rows[0]) if rows else None
+        return step_row(rows[0]) if rows else None
 
     def events(self, run_id: str, *, after: int = 0) -> list[tuple[int, Event]]:
         """Events of a run after the given id, oldest first.
@@ -420,55 +458,24 @@ class RunStore:
 
     def data_version(self) -> int:
         """Changes whenever another connection commits; cheap to poll for live views."""
-        row = self._conn().execute("PRAGMA data_version").fetchone()
+        try:
+            row = self._conn().execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"run database {self.path}: {exc}") from exc
         return int(row[0])
 
+    def wait_for_change(self, since: int, timeout: float) -> int:
+        """The data version once it differs from ``since``, or after ``timeout`` seconds.
 
-def _run_row(r: sqlite3.Row) -> RunRow:
-    return RunRow(
-        id=r["id"],
-        name=r["name"],
-        task=r["task"],
-        status=r["status"],
-        created_at=r["created_at"],
-        updated_at=r["updated_at"],
-        finished_at=r["finished_at"],
-        answer=r["answer"],
-        error=r["error"],
-        current_node=r["current_node"],
-        steps=r["steps"],
-        prompt_tokens=r["prompt_tokens"],
-        cached_tokens=r["cached_tokens"],
-        completion_tokens=r["completion_tokens"],
-        model_seconds=r["model_seconds"],
-        compute=r["compute"],
-        tiers={k: int(v) for k, v in json.loads(r["tiers_json"]).items()},
-        escalations=r["escalations"],
-        alerts=r["alerts"],
-        graph=json.loads(r["graph_json"]),
-        config=json.loads(r["config_json"]),
-        totals=json.loads(r["totals_json"]),
-    )
+        SQLite has no change notification across processes; its data version is a read
+        of the file's header in shared memory, so asking it often costs next to nothing.
+        """
+        deadline = time.monotonic() + timeout
+        while (version := self.data_version()) == since and time.monotonic() < deadline:
+            time.sleep(min(_CHANGE_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+        return version
 
-
-def _step_row(r: sqlite3.Row) -> StepRow:
-    return StepRow(
-        run_id=r["run_id"],
-        idx=r["idx"],
-        node=r["node"],
-        kind=r["kind"],
-        model=r["model"],
-        tier=r["tier"],
-        prompt_tokens=r["prompt_tokens"],
-        cached_tokens=r["cached_tokens"],
-        evaluated_tokens=r["evaluated_tokens"],
-        completion_tokens=r["completion_tokens"],
-        seconds=r["seconds"],
-        compute=r["compute"],
-        started_at=r["started_at"],
-        finished_at=r["finished_at"],
-        content=r["content"],
-        tool_calls=json.loads(r["tool_calls_json"]),
-        next_node=r["next_node"],
-        state_json=r["state_json"],
-    )
+    @property
+    def location(self) -> str:
+        """The database file, for messages."""
+        return str(self.path)
