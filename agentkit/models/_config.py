@@ -6,6 +6,8 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._batching import BatchConfig
+
 __all__ = ["LlamaConfig"]
 
 
@@ -25,6 +27,8 @@ class LlamaConfig(BaseModel):
     """Default sampling seed (a ``Sampling.seed`` wins); None draws a fresh one per call."""
     verbose: bool = False
     """Show llama.cpp's own logging on stderr."""
+    batching: BatchConfig = Field(default_factory=BatchConfig)
+    """How many runs share the loaded model at once, and its KV-cache budget."""
 
     def resolved_gpu_layers(self) -> int:
         if self.gpu_layers is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ SMALL_ARRAY_ITEMS: Final = 64
 MetadataScalar = str | int | float | bool
 MetadataValue = MetadataScalar | tuple[MetadataScalar, ...]
 
+_KINDS: Final = {"p": "a named pipe", "c": "a device", "b": "a device", "s": "a socket"}
 # GGUF value types -> struct format for fixed-size scalars.
 _T_STRING: Final = 8
 _T_ARRAY: Final = 9
@@ -450,15 +452,24 @@ def inspect_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
     """
     p = Path(path)
     try:
-        f = p.open("rb")
+        # O_NONBLOCK: opening a FIFO (or a device) for reading would otherwise wait for a
+        # writer forever; the regular-file check below then refuses it.
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError as exc:
         raise ModelNotFoundError(f"model file {p} does not exist") from exc
     except IsADirectoryError as exc:
         raise ModelFileError(f"{p} is a directory, not a GGUF model file") from exc
     except OSError as exc:
         raise ModelFileError(f"cannot open model file {p}: {exc.strerror or exc}") from exc
-    with f:
-        size = os.fstat(f.fileno()).st_size
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ModelFileError(f"{p} is a directory, not a GGUF model file")
+        kind = _KINDS.get(stat.filemode(st.st_mode)[0], "not a file")
+        raise ModelFileError(f"{p} is {kind}, not a regular file; a GGUF model is a file")
+    with os.fdopen(fd, "rb") as f:
+        size = st.st_size
         if size == 0:
             raise ModelFileError(
                 f"{p} is empty. Re-download it (for a catalog model: "

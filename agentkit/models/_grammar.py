@@ -382,14 +382,17 @@ def tool_call_grammar(
     *,
     allow_text: bool = True,
     limits: GrammarLimits | None = None,
+    min_calls: int = 1,
 ) -> str:
     """The grammar for one assistant turn given ``tools`` (see the module docstring).
 
-    With ``allow_text=False`` the turn must call at least one tool.
+    With ``allow_text=False`` the turn must call at least one tool, and with ``min_calls``
+    at least that many.
     """
     if not tools:
         raise ValueError("tool_call_grammar needs at least one tool")
     limits = limits or GrammarLimits()
+    least = max(1, min(min_calls, limits.max_calls))
     builder = _Builder(limits)
     per_tool = []
     for spec in tools:
@@ -402,7 +405,7 @@ def tool_call_grammar(
         per_tool.append(builder.add(f"call-{spec.name}", f'{name} sep "\\"arguments\\": " {args}'))
     head_rules = {
         "root": "calls | text" if allow_text else "calls",
-        "calls": f'call ("\\n" "\\n"? call){{0,{limits.max_calls - 1}}}',
+        "calls": f'call ("\\n" "\\n"? call){{{least - 1},{limits.max_calls - 1}}}',
         # The format the chat template asks for, and two habits of models that ignore
         # it (a fenced JSON block, bare JSON): all three decode under the same schema.
         "call": f"{gbnf_literal(CALL_OPEN + chr(10))} body {gbnf_literal(chr(10) + CALL_CLOSE)}"
@@ -417,3 +420,17 @@ def tool_call_grammar(
         openers += ["{" + space + '"name"' for space in _OPEN_SPACE]
         head_rules["text"] = _text_excluding(openers)
     return _render({**head_rules, **builder.rules})
+
+
+def text_grammar() -> str:
+    """A plain-text answer that does not begin the way a tool call does.
+
+    Used where the tools stay in the prompt (so the cached prefix is unchanged) but the
+    turn must answer in words (``tool_choice="none"``: answer now, declining). Unlike the
+    text branch of ``tool_call_grammar``, it does not let the text open with ``{`` at all:
+    a small model kept from writing ``{"name": ...`` writes ``{"name}: ...`` instead,
+    which is still a call, not an answer. An answer that must be JSON belongs in a typed
+    tool (see examples/extract_records.py), not in a tools-off turn.
+    """
+    openers = ["{", "[", "<", "```"]
+    return _render({"root": "text", "text": _text_excluding(openers)})

@@ -1,26 +1,25 @@
 """The in-process model tier: a GGUF file run by llama.cpp (llama-cpp-python).
 
 One ``LlamaCppModel`` per file, loaded once per process (``get_model``) and shared by
-every run and thread: a lock serialises calls, and nothing about a conversation is
-kept in the object except llama.cpp's KV cache, which the next call reuses for the
-prompt prefix it shares with the previous one.
+every run and thread. Nothing about a conversation is kept in the object: each call to
+``complete`` (from any thread) becomes a job of the model's scheduler, which decodes the
+next token of every running generation in one batch and keeps each conversation's
+prompt in a KV sequence of its own between its steps (``_scheduler``, ``_kv_pool``), so
+many runs share the model without evicting each other's prefix.
 
 llama-cpp-python is untyped and can crash the process on a bad file, so it is wrapped
-here and nowhere else: files are checked with ``inspect_gguf`` before llama.cpp sees
-them, its errors become ``ModelError``s, and its logging is captured (shown only with
-``verbose``) so a failure message can quote what llama.cpp said.
+here and in the backend modules beside this one: files are checked with ``inspect_gguf``
+before llama.cpp sees them, its errors become ``ModelError``s, and its logging is
+captured (shown only with ``verbose``) so a failure message can quote what llama.cpp said.
 """
 
 from __future__ import annotations
 
-import codecs
-import ctypes
 import os
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import llama_cpp
 import numpy as np
@@ -28,15 +27,19 @@ import numpy.typing as npt
 
 from .._errors import ContextOverflowError, ModelError, ModelFileError
 from . import _native as native
+from ._batching import BatchStats
 from ._catalog import resolve_model
 from ._config import LlamaConfig
+from ._generation import TurnDecoder, TurnGrammars
 from ._gguf import GGUFInfo, inspect_gguf
-from ._grammar import CALL_CLOSE, CALL_OPEN, tool_call_grammar
-from ._messages import FinishReason, Message, ModelResponse, TokenLogprob, ToolCall, ToolSpec, Usage
-from ._protocol import Sampling, TokenCallback
+from ._grammar import text_grammar, tool_call_grammar
+from ._llama_context import LlamaBatchContext
+from ._llama_vocab import LlamaWeights, VocabInfo
+from ._messages import Decision, FinishReason, Message, ModelResponse, ToolCall, ToolSpec, Usage
+from ._protocol import Sampling, TokenCallback, ToolChoice, ToolChoiceLike, as_tool_choice
 from ._registry import display_name, forget
-from ._sampler import Sampler
-from ._template import ChatRenderer, parse_tool_calls
+from ._scheduler import Job, Scheduler
+from ._template import ChatRenderer, check_chat_templates, parse_tool_calls, schema_problems
 
 __all__ = ["LlamaCppModel", "load_llama"]
 
@@ -53,50 +56,42 @@ class LlamaCppModel:
         self.info = info
         self.config = config
         self._name = name
-        self._lock = threading.Lock()
         if config.verbose:
             native.echo_log()
+        check_chat_templates(path, info.metadata)  # llama-cpp-python would raise jinja2's
+        self._weights = _load_weights(path, info, config)
         n_ctx = config.n_ctx
         if info.context_length:
             n_ctx = min(n_ctx, info.context_length)
-        native.clear_log()
         try:
-            self._llm = llama_cpp.Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_batch=min(config.n_batch, n_ctx),
+            self._context = LlamaBatchContext(
+                self._weights,
+                cells=config.batching.cells(n_ctx),
+                n_batch=min(config.n_batch, config.batching.cells(n_ctx)),
+                sequences=config.batching.sequences,
                 n_threads=config.n_threads,
-                n_gpu_layers=config.resolved_gpu_layers(),
-                seed=config.seed if config.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
-                logits_all=False,
-                verbose=config.verbose,
+                name=name,
             )
-        except (ValueError, RuntimeError, OSError) as exc:
-            said = native.recent_log()
-            raise ModelFileError(
-                f"llama.cpp could not load {path} ({info.architecture or 'unknown'} "
-                f"architecture, {info.file_type or 'unknown'} weights): {exc}"
-                + (f". llama.cpp said: {said}" if said else "")
-                + ". The file may be corrupt (re-download it; for a catalog model "
-                "`agentkit models pull NAME --force`), or it needs a newer llama-cpp-python."
-            ) from exc
-        self._vocab = self._llm._model.vocab
-        self._n_vocab = int(self._llm.n_vocab())
-        # llama.cpp may round the context up (to 256) while llama-cpp-python sizes its
-        # token buffer to the request: the smaller of the two is what really fits.
-        self._n_ctx = min(int(self._llm.n_ctx()), len(self._llm.input_ids))
-        bos, eos = int(self._llm.token_bos()), int(self._llm.token_eos())
-        self._bos_text = self._token_text(bos) if bos >= 0 else ""
-        template = info.chat_template or self._llm.metadata.get("tokenizer.chat_template")
+        except ModelError:
+            self._weights.close()
+            raise
+        self._n_ctx = min(n_ctx, self._context.n_cells)
+        self._side = VocabInfo(self._weights)
+        w = self._weights
+        self._bos_text = w.token_text(w.bos) if w.bos >= 0 else ""
+        template = info.chat_template or info.metadata.get("tokenizer.chat_template")
         self._renderer = ChatRenderer(
-            template,
+            template if isinstance(template, str) else None,
             bos_token=self._bos_text,
-            eos_token=self._token_text(eos) if eos >= 0 else "",
+            eos_token=w.token_text(w.eos) if w.eos >= 0 else "",
         )
-        self._grammars: dict[str, str] = {}
+        self._scheduler = Scheduler(
+            self._context, config.batching, name=name, can_cut=not self._context.recurrent
+        )
+        self._grammars: dict[str, TurnGrammars] = {}
+        self._grammars_lock = threading.Lock()
+        self._close_lock = threading.Lock()
         self._closed = False
-        # Tokens that are "control" in some vocabularies but belong to the call format.
-        self._call_tags = {CALL_OPEN, CALL_CLOSE}
 
     @classmethod
     def load(
@@ -128,7 +123,7 @@ class LlamaCppModel:
 
     @property
     def context_size(self) -> int:
-        """Tokens the loaded context holds (prompt plus generation)."""
+        """Tokens one conversation may hold (prompt plus generation)."""
         return self._n_ctx
 
     @property
@@ -153,48 +148,120 @@ class LlamaCppModel:
         sampling: Sampling | None = None,
         on_token: TokenCallback | None = None,
         cancel: threading.Event | None = None,
-        tool_choice: Literal["auto", "required"] = "auto",
+        tool_choice: ToolChoiceLike = "auto",
     ) -> ModelResponse:
-        """Generate the next assistant turn (see ``ChatModel.complete``).
+        """Generate the next assistant turn (see ``ChatModel.complete`` and ``ToolChoice``).
 
-        ``tool_choice="required"`` (an extension of the protocol) forbids the plain-text
-        branch, so the turn must call at least one of ``tools``.
+        Calls from many threads are decoded together, each with its own sampling state.
         """
         self._check_open()
         sampling = sampling or Sampling()
-        prompt = self._renderer.render(messages, tools)
-        grammar = self._grammar(tools, tool_choice == "auto") if tools else None
-        tokens = self._tokenize(prompt)
+        choice = as_tool_choice(tool_choice)
+        tokens = self._tokenize(self._renderer.render(messages, tools))
         max_tokens = self._budget(len(tokens), sampling.max_tokens)
-        with self._lock:
-            started = time.perf_counter()
-            self._check_open()
-            if cancel is not None and cancel.is_set():
-                return ModelResponse(finish_reason="cancelled", model=self._name)
-            try:
-                cached, text, finish, logprobs = self._decode(
-                    tokens, grammar, sampling, max_tokens, on_token, cancel
-                )
-            except RuntimeError as exc:  # llama_decode failures
-                self._llm.reset()  # type: ignore[no-untyped-call]
-                raise ModelError(f"{self._name}: llama.cpp failed while generating: {exc}") from exc
-            seconds = time.perf_counter() - started
-        usage = Usage(
-            prompt_tokens=len(tokens),
-            cached_tokens=cached,
-            evaluated_tokens=len(tokens) - cached,
-            completion_tokens=len(logprobs),
-            seconds=seconds,
+        seed = sampling.seed if sampling.seed is not None else self.config.seed
+        if cancel is not None and cancel.is_set():
+            return ModelResponse(finish_reason="cancelled", model=self._name)
+        started = time.perf_counter()
+        plan: Decision | None = None
+        asked = Usage()
+        first_turn = not any(m.role == "tool" for m in messages)
+        if tools and choice.asks_plan(first_turn) and self._side.digits is not None:
+            plan, asked = self._plan(messages, tools, choice, tokens)
+        decoder = TurnDecoder(
+            self._side,
+            sampling,
+            seed if seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
+            self._turn_grammars(tools, (plan.calls or 1) if plan else 1) if tools else None,
+            choice,
+            max_tokens,
+            on_token,
+            cancel,
+            plan=plan,
         )
-        return _response(text, finish, tools, usage, logprobs, self._name)
+        job = Job(tokens, decoder=decoder, cancel=cancel)
+        try:
+            self._scheduler.run(job)
+        finally:
+            decoder.close()
+        usage = asked + Usage(
+            prompt_tokens=len(tokens),
+            cached_tokens=job.cached,
+            evaluated_tokens=job.evaluated,
+            completion_tokens=len(decoder.logprobs),
+            seconds=time.perf_counter() - started,
+        )
+        finish: FinishReason = "cancelled" if job.cancelled else decoder.finish
+        # A text-only turn returns text: markup in it is for the caller to judge.
+        parsed = tools if choice.mode != "none" else ()
+        return _response(decoder.text, finish, parsed, usage, decoder, self._name)
+
+    def _plan(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        choice: ToolChoice,
+        turn: list[int],
+    ) -> tuple[Decision, Usage]:
+        """Ask how many calls the reply needs; read the answer from the digits' probabilities.
+
+        The question follows the conversation, so its prefix is the one the reply will use
+        as well: only the question's few tokens are evaluated, and afterwards its sequence
+        is cut back to the part the reply (``turn``) shares, which the reply then reuses.
+        """
+        question = [*messages, Message.user(choice.plan_question)]
+        tokens = self._tokenize(self._renderer.render(question, tools))
+        self._budget(len(tokens), 1)
+        digits = self._side.digits
+        assert digits is not None
+        read: list[npt.NDArray[np.float64]] = []
+
+        def on_logits(position: int, logits: npt.NDArray[np.float32]) -> None:
+            chosen = logits.astype(np.float64)
+            p = np.exp(chosen[digits] - chosen.max())
+            read.append(p / p.sum())
+
+        job = Job(tokens, read=on_logits, keep=_common_length(tokens, turn))
+        self._scheduler.run(job)
+        p = read[-1]
+        if p[0] >= choice.no_call_threshold:
+            calls = 0
+        elif p[2:].sum() >= choice.several_threshold:
+            calls = 2 + int(np.argmax(p[2:]))
+        else:
+            calls = 1
+        decision = Decision(
+            kind="plan",
+            probability=float(1 - p[0]),
+            taken=calls > 0,
+            calls=calls,
+            several=float(p[2:].sum()),
+        )
+        asked = Usage(
+            prompt_tokens=len(tokens), cached_tokens=job.cached, evaluated_tokens=job.evaluated
+        )
+        return decision, asked
 
     def close(self) -> None:
         """Free the weights and context now (every user of a shared model loses it)."""
-        with self._lock:
+        with self._close_lock:
             if not self._closed:
                 self._closed = True
-                self._llm.close()
+                self._scheduler.close()  # fails what is still queued, then stops decoding
+                self._context.close()
+                self._weights.close()
         forget(self)
+
+    # -- time-sharing --------------------------------------------------------------------
+
+    def batch_stats(self) -> BatchStats:
+        """What the scheduler and the KV cache did since the model was loaded."""
+        return self._scheduler.stats()
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        """KV-cache bytes one token of a conversation takes."""
+        return self._weights.kv_bytes_per_token()
 
     # -- internals -----------------------------------------------------------------------
 
@@ -203,36 +270,11 @@ class LlamaCppModel:
         if self._closed:
             raise ModelError(f"{self._name} was closed; load it again to use it")
 
-    def _token_bytes(self, token: int) -> bytes:
-        # llama-cpp-python's detokenize asserts on pieces over 32 bytes (long whitespace
-        # tokens in code models); ask for the size first when the buffer is too small.
-        # special=True: a call tag that the vocabulary marks as a control token must
-        # still appear in the text (the turn already ended at any other control token).
-        buf = ctypes.create_string_buffer(64)
-        n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 64, 0, True)
-        if n < 0:
-            buf = ctypes.create_string_buffer(-n)
-            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, -n, 0, True)
-        return bytes(buf.raw[: max(n, 0)])
-
-    def _ends_turn(self, token: int) -> bool:
-        if llama_cpp.llama_vocab_is_eog(self._vocab, token):
-            return True
-        # A control token other than a call tag (a new <|im_start|>, say) means the
-        # model is starting another turn: this one is over.
-        return bool(llama_cpp.llama_vocab_is_control(self._vocab, token)) and (
-            self._token_text(token) not in self._call_tags
-        )
-
-    def _token_text(self, token: int) -> str:
-        return str(self._llm._model.token_get_text(token))
-
     def _tokenize(self, prompt: str) -> list[int]:
         # The template writes special tokens as text (and BOS, when the model wants it);
         # ask llama.cpp for BOS only when the template did not write it.
         add_special = not (self._bos_text and prompt.startswith(self._bos_text))
-        tokens = self._llm.tokenize(prompt.encode("utf-8"), add_bos=add_special, special=True)
-        return [int(t) for t in tokens]
+        return self._weights.tokenize(prompt, add_special=add_special, special=True)
 
     def _budget(self, prompt_tokens: int, max_tokens: int) -> int:
         """Generation budget that fits the context, or ContextOverflowError."""
@@ -254,108 +296,72 @@ class LlamaCppModel:
             )
         return min(max_tokens, room)
 
-    def _evaluate_prompt(self, tokens: list[int]) -> int:
-        """Bring the KV cache to ``tokens``, reusing the common prefix; returns its length.
-
-        The previous call left its prompt and reply in the cache. Only the tokens after
-        the longest common prefix are evaluated; at least one always is, because sampling
-        needs the logits of the last prompt token.
-        """
-        llm = self._llm
-        if not tokens:
-            raise ModelError(f"{self._name}: the chat template rendered an empty prompt")
-        done = np.asarray(llm._input_ids)
-        n = min(len(done), len(tokens) - 1)
-        same = done[:n] == np.asarray(tokens[:n], dtype=np.intc)
-        prefix = n if bool(same.all()) else int(np.argmin(same))
-        if prefix > 0 and llm._ctx.kv_cache_seq_rm(-1, prefix, -1):
-            llm.n_tokens = prefix
-        else:  # nothing shared, or a model whose cache cannot be cut (recurrent)
-            llm.reset()  # type: ignore[no-untyped-call]
-            prefix = 0
-        llm.eval(tokens[prefix:])
-        return prefix
-
-    def _logits(self) -> npt.NDArray[np.float32]:
-        pointer = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
-        return np.ctypeslib.as_array(pointer, shape=(self._n_vocab,))
-
-    def _grammar(self, tools: Sequence[ToolSpec], allow_text: bool) -> str:
-        key = f"{allow_text}\n" + "\n".join(t.model_dump_json() for t in tools)
-        grammar = self._grammars.get(key)
-        if grammar is None:
-            grammar = tool_call_grammar(tools, allow_text=allow_text)
+    def _turn_grammars(self, tools: Sequence[ToolSpec], min_calls: int = 1) -> TurnGrammars:
+        key = f"{min_calls}\n" + "\n".join(t.model_dump_json() for t in tools)
+        with self._grammars_lock:
+            grammars = self._grammars.get(key)
+        if grammars is None:
+            grammars = TurnGrammars(
+                calls=tool_call_grammar(tools, allow_text=False, min_calls=max(1, min_calls)),
+                text=text_grammar(),
+            )
             # A grammar llama.cpp cannot parse would crash inside the sampler: check first.
-            if not native.grammar_compiles(grammar):
+            if not native.grammar_compiles(grammars.calls):
                 raise ModelError(
                     f"the tool schemas produced a grammar llama.cpp rejects: "
                     f"{native.recent_log()}. Simplify the tool signatures or report this bug."
                 )
-            if len(self._grammars) > 64:
-                self._grammars.clear()
-            self._grammars[key] = grammar
-        return grammar
+            with self._grammars_lock:
+                if len(self._grammars) > 64:
+                    self._grammars.clear()
+                self._grammars[key] = grammars
+        return grammars
 
-    def _decode(
-        self,
-        tokens: list[int],
-        grammar: str | None,
-        sampling: Sampling,
-        max_tokens: int,
-        on_token: TokenCallback | None,
-        cancel: threading.Event | None,
-    ) -> tuple[int, str, FinishReason, list[TokenLogprob]]:
-        """Evaluate the prompt and sample up to ``max_tokens``; returns (cached, text, ...)."""
-        seed = sampling.seed if sampling.seed is not None else self.config.seed
-        sampler = Sampler(
-            self._vocab,
-            self._n_vocab,
-            sampling,
-            seed if seed is not None else llama_cpp.LLAMA_DEFAULT_SEED,
-            grammar,
-        )
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pieces: list[str] = []
-        logprobs: list[TokenLogprob] = []
-        finish: FinishReason = "length"
-        try:
-            cached = self._evaluate_prompt(tokens)
-            while len(logprobs) < max_tokens:
-                if cancel is not None and cancel.is_set():
-                    finish = "cancelled"
-                    break
-                logits = self._logits()
-                # With tools the turn must say something: a control token that would
-                # end it empty (the 1.5B sometimes starts with <|im_start|>, whose text
-                # passes the grammar) is refused and another token sampled.
-                empty_so_far = grammar is not None and not pieces
-                token = sampler.sample(logits, self._ends_turn if empty_so_far else None)
-                if token is None or self._ends_turn(token):
-                    finish = "stop"
-                    break
-                raw = self._token_bytes(token)
-                logprobs.append(
-                    TokenLogprob(
-                        token=raw.decode("utf-8", errors="replace"),
-                        logprob=_logprob(logits, token),
-                    )
-                )
-                piece = decoder.decode(raw)
-                if piece:
-                    pieces.append(piece)
-                    if on_token is not None and on_token(piece):
-                        finish = "stopped"
-                        break
-                if len(logprobs) < max_tokens:
-                    self._llm.eval([token])
-        finally:
-            sampler.close()
-        tail = decoder.decode(b"", final=True)
-        if tail:
-            pieces.append(tail)
-            if on_token is not None and finish in ("stop", "length"):
-                on_token(tail)
-        return cached, "".join(pieces), finish, logprobs
+    # -- scoring fixed replies (the model judge in agentkit.filters) ---------------------
+
+    def choice_logprobs(
+        self, messages: Sequence[Message], choices: Sequence[str]
+    ) -> dict[str, float]:
+        """The log-probability of each of ``choices`` as the assistant's reply.
+
+        The prompt is rendered with the chat template (no tools) and placed in the KV
+        cache as ``complete`` does, reusing the prefix it shares with earlier calls; each
+        choice is then read off the logits token by token, nothing sampled (the choices
+        are scored side by side, each in a copy of the prompt's sequence). A value is the
+        sum of the choice's token log-probabilities (the end of the turn is not
+        included), so comparing them is choosing among the choices as a grammar that
+        allows only them would.
+        """
+        self._check_open()
+        if not choices or not all(choices):
+            raise ModelError(f"{self._name}: choice_logprobs needs non-empty choices")
+        prompt = self._renderer.render(messages)
+        base = self._tokenize(prompt)
+        encoded: dict[str, list[int]] = {}
+        for choice in choices:
+            full = self._tokenize(prompt + choice)
+            # Tokens can merge across the boundary; then the choice is tokenised alone.
+            same = full[: len(base)] == base and len(full) > len(base)
+            encoded[choice] = full[len(base) :] if same else self._tokenize_piece(choice)
+        self._budget(len(base) + max(len(t) for t in encoded.values()), 1)
+        scores = {choice: 0.0 for choice in encoded}
+        jobs = [self._score_job(base, choice, ids, scores) for choice, ids in encoded.items()]
+        self._scheduler.run(*jobs)
+        return scores
+
+    def _score_job(
+        self, base: list[int], choice: str, ids: list[int], scores: dict[str, float]
+    ) -> Job:
+        """A job reading ``choice``'s tokens off the logits after ``base``."""
+        start = len(base) - 1
+
+        def on_logits(position: int, logits: npt.NDArray[np.float32]) -> None:
+            scores[choice] += float(_log_softmax(logits)[ids[position - start]])
+
+        return Job([*base, *ids[:-1]], read=on_logits, read_from=start, keep=len(base))
+
+    def _tokenize_piece(self, text: str) -> list[int]:
+        return self._weights.tokenize(text, add_special=False, special=False)
 
 
 def load_llama(path: Path, config: LlamaConfig, name: str) -> LlamaCppModel:
@@ -363,12 +369,38 @@ def load_llama(path: Path, config: LlamaConfig, name: str) -> LlamaCppModel:
     return LlamaCppModel(path, inspect_gguf(path), config, name=name)
 
 
+def _load_weights(path: Path, info: GGUFInfo, config: LlamaConfig) -> LlamaWeights:
+    native.clear_log()
+    try:
+        return LlamaWeights(path, gpu_layers=config.resolved_gpu_layers())
+    except OSError as exc:
+        said = native.recent_log()
+        raise ModelFileError(
+            f"llama.cpp could not load {path} ({info.architecture or 'unknown'} "
+            f"architecture, {info.file_type or 'unknown'} weights): {exc}"
+            + (f". llama.cpp said: {said}" if said else "")
+            + ". The file may be corrupt (re-download it; for a catalog model "
+            "`agentkit models pull NAME --force`), or it needs a newer llama-cpp-python."
+        ) from exc
+
+
+def _common_length(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    same = np.asarray(a[:n]) == np.asarray(b[:n])
+    return n if bool(same.all()) else int(np.argmin(same))
+
+
+def _log_softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    shifted = logits.astype(np.float64) - float(logits.max())
+    return shifted - float(np.log(np.exp(shifted).sum()))
+
+
 def _response(
     text: str,
     finish: FinishReason,
     tools: Sequence[ToolSpec],
     usage: Usage,
-    logprobs: list[TokenLogprob],
+    decoder: TurnDecoder,
     model: str,
 ) -> ModelResponse:
     """The generated text as a response: its tool calls parsed out of it."""
@@ -381,6 +413,10 @@ def _response(
         content, calls = parse_tool_calls(
             text, [t.name for t in tools], cut_off=finish in ("length", "stopped")
         )
+        if calls and decoder.branch != "calls" and schema_problems(calls, tools):
+            # Calls written in free text (not under the calls grammar) that break their
+            # schema were not meant as calls (a JSON example in an answer): text they stay.
+            content, calls = text.strip(), []
         if calls and finish == "stop":
             finish = "tool_calls"
     return ModelResponse(
@@ -388,14 +424,8 @@ def _response(
         tool_calls=tuple(calls),
         finish_reason=finish,
         usage=usage,
-        logprobs=tuple(logprobs),
+        logprobs=tuple(decoder.logprobs),
         model=model,
         raw_text=text,
+        decisions=tuple(decoder.decisions),
     )
-
-
-def _logprob(logits: npt.NDArray[np.float32], token: int) -> float:
-    """log softmax(logits)[token], computed stably."""
-    peak = float(logits.max())
-    norm = peak + float(np.log(np.exp(logits - peak).sum()))
-    return min(float(logits[token]) - norm, 0.0)

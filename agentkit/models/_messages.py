@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .._errors import ConfigError
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "tool_calls", "stopped", "cancelled"]
@@ -53,6 +56,19 @@ class Message(BaseModel):
         return cls(role="tool", content=content, tool_call_id=call.id, name=call.name)
 
 
+# One rule for every tool name (decorated functions, JSON-schema tools, MCP tools, specs):
+# what the common function-calling APIs accept, dots included ("math.factorial").
+TOOL_NAME_RULE = "1 to 64 letters, digits, '_', '-' or '.', not starting with '-' or '.'"
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
+
+
+def tool_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a tool, or None when it can."""
+    if _TOOL_NAME.fullmatch(name):
+        return None
+    return f"tool name {name!r} is not allowed: use {TOOL_NAME_RULE} (for example 'math.factorial')"
+
+
 class ToolSpec(BaseModel):
     """What a model is told about a tool: its name, description and JSON schema."""
 
@@ -61,6 +77,14 @@ class ToolSpec(BaseModel):
     name: str
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        problem = tool_name_problem(name)
+        if problem is not None:
+            raise ConfigError(problem)  # not a ValueError: pydantic lets it through as is
+        return name
 
     def openai_format(self) -> dict[str, Any]:
         """The ``{"type": "function", "function": {...}}`` shape chat templates expect."""
@@ -108,6 +132,27 @@ class Usage(BaseModel):
         )
 
 
+class Decision(BaseModel):
+    """A choice the backend made at a decision point of a tool-enabled turn.
+
+    ``plan``: before the turn, the model was asked how many calls its reply needs;
+    ``call``: at the start of the turn, call a tool or answer in text; ``more_calls``: after
+    a complete call, make another call or end the turn. ``probability`` is the model's own
+    probability of the first option (some call; calling; another call), from the token
+    distribution (with the grammar applied where there is one); ``taken`` says which way
+    the turn went, and ``calls`` how many calls a plan asked for.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["plan", "call", "more_calls"]
+    probability: float
+    taken: bool
+    calls: int | None = None
+    several: float | None = None
+    """For a plan: the probability that the reply needs two calls or more."""
+
+
 class ModelResponse(BaseModel):
     """What a model step produced: text, tool calls, or both."""
 
@@ -121,6 +166,8 @@ class ModelResponse(BaseModel):
     model: str = ""
     raw_text: str = ""
     """The text exactly as generated, before tool-call parsing."""
+    decisions: tuple[Decision, ...] = ()
+    """The turn's decision points (call or answer; one more call or stop), in order."""
 
     def as_message(self) -> Message:
         return Message.assistant(self.content, self.tool_calls)

@@ -16,8 +16,10 @@ from ._config import LlamaConfig
 
 if TYPE_CHECKING:
     from ._llama import LlamaCppModel
+    from ._openai import RemoteModel
+    from ._protocol import ChatModel
 
-__all__ = ["display_name", "forget", "get_model"]
+__all__ = ["display_name", "forget", "get_model", "load_tier"]
 
 
 def display_name(name_or_path: str | os.PathLike[str], path: Path) -> str:
@@ -65,6 +67,28 @@ def get_model(
                 _registry[key] = model
                 _loading.pop(key, None)
     return model
+
+
+_remote: dict[str, RemoteModel] = {}
+
+
+def load_tier(spec: str | os.PathLike[str]) -> ChatModel:
+    """A ladder tier from its spec: the default loader of ``ModelLadder``.
+
+    ``"http://host:port/v1#model"`` is a model on an OpenAI-compatible server (one
+    ``RemoteModel`` per spec, shared like a loaded file); anything else is a catalog name
+    or a .gguf path, loaded in process by ``get_model``.
+    """
+    text = os.fspath(spec)
+    if isinstance(spec, str) and text.strip().lower().startswith(("http://", "https://")):
+        from ._openai import RemoteModel  # httpx loads here, on first use
+
+        with _registry_lock:
+            model = _remote.get(text.strip())
+            if model is None:
+                model = _remote[text.strip()] = RemoteModel.from_spec(text)
+        return model
+    return get_model(spec)
 
 
 def forget(model: LlamaCppModel) -> None:

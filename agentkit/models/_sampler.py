@@ -89,26 +89,58 @@ class Sampler:
         self._apply(self._grammar, single)
         return bool(np.isfinite(self._one[0].logit))
 
+    def allowed(self, logits: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+        """Which tokens the grammar allows next (all of them without a grammar).
+
+        Masks the whole vocabulary once, without accepting anything: for the few
+        decision points of a turn, not for every token.
+        """
+        if self._grammar is None:
+            return np.ones(self._n_vocab, dtype=bool)
+        cur = self._candidates(logits)
+        self._apply(self._grammar, cur)
+        return np.isfinite(self._view["logit"])  # type: ignore[no-any-return]
+
     def sample(
-        self, logits: npt.NDArray[np.float32], refuse: Callable[[int], bool] | None = None
+        self,
+        logits: npt.NDArray[np.float32],
+        refuse: Callable[[int], bool] | None = None,
+        banned: npt.NDArray[np.bool_] | None = None,
     ) -> int | None:
-        """The next token; None when the grammar allows no token at all.
+        """The next token, accepted; None when the grammar allows no token at all."""
+        token = self.pick(logits, refuse, banned)
+        if token is not None:
+            self.accept(token)
+        return token
+
+    def pick(
+        self,
+        logits: npt.NDArray[np.float32],
+        refuse: Callable[[int], bool] | None = None,
+        banned: npt.NDArray[np.bool_] | None = None,
+    ) -> int | None:
+        """The next token, not yet accepted (see ``accept``); None when none is allowed.
 
         ``refuse`` bans tokens before they are accepted (a few tries), for choices the
-        grammar cannot see, such as a control token that would end the turn empty.
+        grammar cannot see, such as a control token that would end the turn empty;
+        ``banned`` is a mask of tokens never to pick.
         """
+        if banned is not None:
+            logits = np.where(banned, -np.inf, logits).astype(np.float32)
+        token: int | None = None
         for _ in range(_REFUSE_TRIES):
             token = self._pick(logits)
             if token is None or refuse is None or not refuse(token):
                 break
             logits = logits.copy()
             logits[token] = -np.inf
-        if token is None:
-            return None
+        return token
+
+    def accept(self, token: int) -> None:
+        """Advance the grammar and the sampler chain past ``token``."""
         if self._grammar is not None:
             llama_cpp.llama_sampler_accept(self._grammar, token)
         llama_cpp.llama_sampler_accept(self._chain, token)
-        return token
 
     def _pick(self, logits: npt.NDArray[np.float32]) -> int | None:
         cur = self._candidates(logits)

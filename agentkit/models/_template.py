@@ -21,17 +21,27 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 import jinja2
+import jinja2.ext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from .._errors import ModelFileError
 from ._grammar import CALL_CLOSE, CALL_OPEN
 from ._messages import Message, ToolCall, ToolSpec
 
-__all__ = ["ChatRenderer", "RenderMode", "parse_tool_calls", "render_call"]
+__all__ = [
+    "ChatRenderer",
+    "RenderMode",
+    "check_chat_templates",
+    "parse_tool_calls",
+    "render_call",
+    "schema_problems",
+]
 
 _log = logging.getLogger("agentkit.template")
 
@@ -87,11 +97,25 @@ def _strftime_now(fmt: str) -> str:
     return datetime.now().strftime(fmt)
 
 
+class _GenerationTag(jinja2.ext.Extension):
+    """Hugging Face's ``{% generation %}...{% endgeneration %}`` (it marks the assistant's
+    tokens for training): rendered as its body, as transformers and llama-cpp-python do."""
+
+    tags = {"generation"}  # noqa: RUF012 - the name jinja2's Extension API reads
+
+    def parse(self, parser: Any) -> Any:
+        next(parser.stream)
+        return parser.parse_statements(("name:endgeneration",), drop_needle=True)
+
+
 def _environment() -> ImmutableSandboxedEnvironment:
     # The template comes from a downloaded file: the sandbox keeps it from reaching
-    # Python internals. Settings follow transformers, which these templates target.
+    # Python internals. Settings follow transformers, which these templates target, and
+    # accept exactly what llama-cpp-python accepts when it loads the file.
     env = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.loopcontrols", _GenerationTag],
     )
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
@@ -102,6 +126,29 @@ def _environment() -> ImmutableSandboxedEnvironment:
 def template_supports_tools(template: str | None) -> bool:
     """Whether a chat template renders the ``tools`` variable (so it knows tool calls)."""
     return bool(template) and re.search(r"\btools\b", template or "") is not None
+
+
+def check_chat_templates(path: Path, metadata: Mapping[str, Any]) -> None:
+    """Raise ModelFileError if a chat template in a GGUF's metadata is not valid Jinja.
+
+    llama-cpp-python compiles every ``tokenizer.chat_template*`` value when it loads a
+    file and lets jinja2's error escape, after the weights are in memory; this says the
+    same thing first, as an agentkit error with what to do about it.
+    """
+    for key, value in metadata.items():
+        if not (key.startswith("tokenizer.chat_template") and isinstance(value, str)):
+            continue
+        try:
+            _environment().from_string(value)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ModelFileError(
+                f"{path}: its chat template ({key}) is not valid Jinja (line {exc.lineno}: "
+                f"{exc.message}). llama-cpp-python compiles the templates of a file when it "
+                "loads it, so this file cannot be loaded as it is. Replace the template, for "
+                "example with the gguf package: `gguf-new-metadata --chat-template-file "
+                f"fixed.jinja {path} fixed.gguf`, or drop it with `--remove-metadata {key}` "
+                "(agentkit then writes prompts in ChatML)."
+            ) from exc
 
 
 class ChatRenderer:
@@ -326,3 +373,23 @@ def parse_tool_calls(
             calls.extend(c for f in found if f for c in f)
             rest = ""
     return rest, calls
+
+
+def schema_problems(calls: Sequence[ToolCall], tools: Sequence[ToolSpec]) -> list[str]:
+    """Why calls break their tools' JSON schemas (empty when they all fit)."""
+    import jsonschema  # on first use: only free-text calls need it
+
+    specs = {t.name: t for t in tools}
+    problems = []
+    for call in calls:
+        spec = specs.get(call.name)
+        if spec is None:
+            problems.append(f"{call.name}: no such tool")
+            continue
+        try:
+            jsonschema.validate(call.arguments, spec.parameters)
+        except jsonschema.ValidationError as exc:
+            problems.append(f"{call.name}: {exc.message}")
+        except jsonschema.SchemaError:
+            continue  # a schema jsonschema cannot read: the tool's own validation decides
+    return problems

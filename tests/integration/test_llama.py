@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import pytest
+from _catalog_models import require_model
 from pydantic import BaseModel, Field
 
-from agentkit._errors import ContextOverflowError, ModelNotFoundError
+from agentkit._errors import ContextOverflowError
 from agentkit.models import LlamaConfig, LlamaCppModel, get_model
-from agentkit.models._catalog import resolve_model
 from agentkit.models._messages import Message, ToolCall
 from agentkit.models._protocol import ChatModel, Sampling
 from agentkit.runtime._tools import Tool, tool
@@ -30,10 +30,7 @@ QWEN = "qwen2.5-coder-0.5b-instruct"
 
 
 def _path(name: str) -> Path:
-    try:
-        return resolve_model(name, pull=False)
-    except ModelNotFoundError as exc:
-        pytest.skip(f"{exc}")
+    return require_model(name)  # a missing model fails the test: `make models-all`
 
 
 @pytest.fixture(scope="module")
