@@ -1,8 +1,8 @@
 """agentkit: an agent runtime for cheap small-model loops on local GGUF models.
 
 The public API is exactly ``__all__`` (plus the public subpackages: ``agentkit.models``,
-``runtime``, ``detection``, ``ladder``, ``store``, ``events``, ``cli``, ``testing``,
-``tools`` and ``tui``); everything in ``_``-modules is internal. docs/ARCHITECTURE.md
+``runtime``, ``detection``, ``ladder``, ``store``, ``events``, ``filters``, ``cli``,
+``testing``, ``tools`` and ``tui``); everything in ``_``-modules is internal. docs/ARCHITECTURE.md
 shows how the parts fit.
 """
 
@@ -17,22 +17,43 @@ from ._errors import (
     ConfigError,
     ContextOverflowError,
     DownloadError,
+    LeaseLostError,
+    MalformedResponseError,
     ModelError,
     ModelFileError,
     ModelNotFoundError,
+    RemoteModelError,
     ResumeError,
     RunError,
+    RunLeasedError,
     RunStopped,
     SchemaVersionError,
     ScriptError,
+    ServerUnreachableError,
     StoreError,
+    StreamCutError,
     ToolError,
 )
 from .cli import ConsoleProgress, print_summary
 from .detection import DetectorConfig, ResponsePlan, ToolDetectorOverride
 from .events import Event
+from .filters import (
+    Filter,
+    FunctionFilter,
+    InjectionScreen,
+    JSONSchemaGuard,
+    ModelJudge,
+    PIIFilter,
+    RegexPolicy,
+    SecretsFilter,
+    Subject,
+    TextFilter,
+    Verdict,
+)
 from .ladder import DefaultPolicy, LadderPolicy, ModelLadder, StepReview, StepSignals, TierDecision
 from .models import (
+    BatchConfig,
+    BatchStats,
     ChatModel,
     LlamaConfig,
     Message,
@@ -40,10 +61,12 @@ from .models import (
     Sampling,
     TokenLogprob,
     ToolCall,
+    ToolChoice,
     ToolSpec,
     Usage,
     get_model,
     list_models,
+    load_tier,
     pull_model,
     resolve_model,
 )
@@ -60,12 +83,15 @@ from .runtime import (
     RunResult,
     Tool,
     ToolNode,
+    schema_tool,
     tool,
 )
-from .store import RunStore
+from .runtime._ray import RayExecutor
+from .store import RunStore, Store, open_store
 
 if TYPE_CHECKING:
-    from .models import LlamaCppModel
+    from .models import LlamaCppModel, RemoteConfig, RemoteModel
+    from .store import PostgresRunStore
 
 __version__ = "0.1.0"
 
@@ -74,6 +100,8 @@ __all__ = [
     "Agent",
     "AgentState",
     "AgentkitError",
+    "BatchConfig",
+    "BatchStats",
     "ChatModel",
     "ChecksumError",
     "CompiledGraph",
@@ -84,22 +112,37 @@ __all__ = [
     "DetectorConfig",
     "DownloadError",
     "Event",
+    "Filter",
+    "FunctionFilter",
     "FunctionNode",
     "Graph",
+    "InjectionScreen",
+    "JSONSchemaGuard",
     "LadderPolicy",
+    "LeaseLostError",
     "LlamaConfig",
     "LlamaCppModel",
+    "MalformedResponseError",
     "Message",
     "ModelError",
     "ModelFileError",
+    "ModelJudge",
     "ModelLadder",
     "ModelNode",
     "ModelNotFoundError",
     "ModelResponse",
+    "PIIFilter",
+    "PostgresRunStore",
+    "RayExecutor",
+    "RegexPolicy",
+    "RemoteConfig",
+    "RemoteModel",
+    "RemoteModelError",
     "ResponsePlan",
     "ResumeError",
     "RetryPolicy",
     "RunError",
+    "RunLeasedError",
     "RunResult",
     "RunStopped",
     "RunStore",
@@ -107,25 +150,36 @@ __all__ = [
     "Sampling",
     "SchemaVersionError",
     "ScriptError",
+    "SecretsFilter",
+    "ServerUnreachableError",
     "StepReview",
     "StepSignals",
+    "Store",
     "StoreError",
+    "StreamCutError",
+    "Subject",
+    "TextFilter",
     "TierDecision",
     "TokenLogprob",
     "Tool",
     "ToolCall",
+    "ToolChoice",
     "ToolDetectorOverride",
     "ToolError",
     "ToolNode",
     "ToolSpec",
     "Usage",
+    "Verdict",
     "__version__",
     "events",
     "get_model",
     "list_models",
+    "load_tier",
+    "open_store",
     "print_summary",
     "pull_model",
     "resolve_model",
+    "schema_tool",
     "tool",
 ]
 
@@ -136,4 +190,12 @@ def __getattr__(name: str) -> Any:
         from .models import LlamaCppModel
 
         return LlamaCppModel
+    if name in ("RemoteConfig", "RemoteModel"):  # httpx loads with them, on first use
+        from . import models
+
+        return getattr(models, name)
+    if name == "PostgresRunStore":  # psycopg loads with it, on first use
+        from . import store
+
+        return store.PostgresRunStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

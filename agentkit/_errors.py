@@ -7,11 +7,17 @@
     │   ├── ModelFileError         not a GGUF, truncated or corrupt
     │   ├── ChecksumError          downloaded bytes do not match the published digest
     │   ├── DownloadError          no source could deliver the model
-    │   └── ContextOverflowError   a prompt does not fit the model's context window
+    │   ├── ContextOverflowError   a prompt does not fit the model's context window
+    │   └── RemoteModelError       an OpenAI-compatible server refused or failed a request
+    │       ├── ServerUnreachableError   connection refused, unknown host, no answer in time
+    │       ├── MalformedResponseError   the server's reply is not the JSON it should be
+    │       └── StreamCutError           a streamed reply ended before it was complete
     ├── ToolError              a tool refused its input (workspace escape, disabled tool, ...)
     ├── RunError               a run could not go on; carries run_id and step
     │   ├── RunStopped             a detector or a person stopped it, with a diagnosis
-    │   └── ResumeError            a stored run cannot be resumed
+    │   ├── ResumeError            a stored run cannot be resumed
+    │   │   └── RunLeasedError         another live executor holds the run
+    │   └── LeaseLostError         another executor took the run over mid-step
     ├── StoreError             the run store cannot be opened or written
     │   └── SchemaVersionError     the database was written by a newer agentkit
     └── ScriptError            agentkit.testing: a scripted model met an unexpected call
@@ -74,6 +80,47 @@ class ContextOverflowError(ModelError):
         self.context_size = context_size
 
 
+class RemoteModelError(ModelError):
+    """An OpenAI-compatible server refused or failed a request.
+
+    ``url`` is the endpoint, ``status`` the HTTP status (None when there was no response)
+    and ``server_message`` what the server said, when it said something.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        status: int | None = None,
+        server_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.server_message = server_message
+
+
+class ServerUnreachableError(RemoteModelError):
+    """The server could not be reached (refused, unknown host) or did not answer in time."""
+
+
+class MalformedResponseError(RemoteModelError):
+    """The server answered with something that is not the JSON the protocol promises."""
+
+
+class StreamCutError(RemoteModelError):
+    """A streamed reply ended before the server said it was complete.
+
+    ``partial_text`` holds what had arrived; the request is never repeated once output
+    has been produced, because a tool call in it may already have been acted on.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, partial_text: str = "") -> None:
+        super().__init__(message, url=url)
+        self.partial_text = partial_text
+
+
 class ToolError(AgentkitError):
     """A tool refused its input. The message is shown to the model as an observation."""
 
@@ -104,6 +151,15 @@ class RunStopped(RunError):
 
 class ResumeError(RunError):
     """A stored run cannot be resumed (unknown id, finished, different graph)."""
+
+
+class RunLeasedError(ResumeError):
+    """Another executor is running this run (its lease is live): one executor per run."""
+
+
+class LeaseLostError(RunError):
+    """Another executor took this run over (this one's lease went stale); nothing of the
+    step in progress was written."""
 
 
 class StoreError(AgentkitError):

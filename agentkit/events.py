@@ -15,11 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 __all__ = [
     "EVENT_VERSION",
     "FINISHED_STATUSES",
+    "AnswerRequested",
     "BudgetWarning",
     "ContextCondensed",
     "ControlApplied",
     "DetectorStrike",
     "Event",
+    "FilterVerdict",
     "ModelCalled",
     "RunFinished",
     "RunStarted",
@@ -36,10 +38,20 @@ __all__ = [
 EVENT_VERSION = 1
 
 RunStatus = Literal[
-    "running", "paused", "succeeded", "failed", "stopped", "aborted", "budget_exhausted"
+    "running",
+    "paused",
+    "interrupted",
+    "succeeded",
+    "failed",
+    "stopped",
+    "aborted",
+    "budget_exhausted",
+    "timed_out",
 ]
+"""``interrupted``: its process died mid-run (the run can be resumed); ``timed_out``: it
+reached its wall-clock limit (``max_seconds``)."""
 FINISHED_STATUSES: frozenset[str] = frozenset(
-    {"succeeded", "failed", "stopped", "aborted", "budget_exhausted"}
+    {"succeeded", "failed", "stopped", "aborted", "budget_exhausted", "timed_out"}
 )
 
 
@@ -92,6 +104,8 @@ class ModelCalled(_Event):
     tool_calls: list[dict[str, Any]] = Field(default_factory=list)
     confidence: float | None = None
     tokens_saved: int = 0
+    decisions: list[dict[str, Any]] = Field(default_factory=list)
+    """The turn's decision points: call or answer, one more call or stop (see Decision)."""
 
 
 class ToolCallFinished(_Event):
@@ -104,6 +118,9 @@ class ToolCallFinished(_Event):
     seconds: float = 0.0
     replayed: bool = False
     """True when the result came from the store on resume instead of running the tool."""
+    unknown: bool = False
+    """True when the call was in flight when its run was interrupted, and its tool is not
+    idempotent: it was not run again, and the model was told its outcome is unknown."""
 
 
 class ToolArgumentsRejected(_Event):
@@ -121,6 +138,44 @@ class DetectorStrike(_Event):
     window: str
     steps: list[int]
     response: str
+
+
+class AnswerRequested(_Event):
+    """The turn was redone with tools off, because calling again would add nothing."""
+
+    type: Literal["answer_requested"] = "answer_requested"
+    reason: str
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    """The calls that were not run."""
+
+
+class FilterVerdict(_Event):
+    """A filter's verdict that was not a plain pass, and what the runtime did about it.
+
+    Never holds the original of what a filter rewrote or redacted: ``changes`` says
+    what changed in words ("2 EMAIL_ADDRESS"), not with the values.
+    """
+
+    type: Literal["filter_verdict"] = "filter_verdict"
+    stage: str
+    """``input`` (the task, a tool result) or ``output`` (an answer, a tool call)."""
+    target: str
+    """``task``, ``tool_result``, ``answer`` or ``tool_call``."""
+    filter: str
+    verdict: str
+    """rewrite, redact, block, retry, escalate or stop; pass when a failing filter was
+    let through (``fail_open``)."""
+    reason: str = ""
+    changes: list[str] = Field(default_factory=list)
+    outcome: str = ""
+    """What the runtime did: "call not executed", "turn sent back", "run stopped"..."""
+    node: str | None = None
+    tool: str | None = None
+    call_id: str | None = None
+    error: str | None = None
+    """Set when the filter raised or ran past its time limit."""
+    score: float | None = None
+    seconds: float = 0.0
 
 
 class ContextCondensed(_Event):
@@ -170,6 +225,8 @@ Event = Annotated[
     | ToolCallFinished
     | ToolArgumentsRejected
     | DetectorStrike
+    | FilterVerdict
+    | AnswerRequested
     | ContextCondensed
     | StepRetried
     | BudgetWarning

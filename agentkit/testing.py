@@ -17,18 +17,19 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 from ._errors import ScriptError
 from .models._messages import Message, ModelResponse, TokenLogprob, ToolCall, ToolSpec, Usage
-from .models._protocol import Sampling, TokenCallback
+from .models._protocol import Sampling, TokenCallback, ToolChoiceLike, as_tool_choice
 
 __all__ = ["ScriptedModel", "Turn", "call", "calls", "reply"]
 
 Responder = Callable[[Sequence[Message], Sequence[ToolSpec]], ModelResponse]
+ChoiceResponder = Callable[[Sequence[Message], Sequence[str]], Mapping[str, float]]
 Expectation = Callable[[Sequence[Message], Sequence[ToolSpec]], object]
 
 
@@ -82,6 +83,13 @@ class ScriptedModel:
     parameters: int = 1_000_000
     requests: list[list[Message]] = field(default_factory=list, init=False)
     """Every request received, in order, for assertions in tests."""
+    tool_choices: list[str] = field(default_factory=list, init=False)
+    """The tool-choice mode of every request ("auto", "required", "none"), in order."""
+    choices: Sequence[Mapping[str, float] | ChoiceResponder] = ()
+    """What ``choice_logprobs`` answers, one entry per call: choice -> log-probability,
+    or a function of (messages, choices) returning that."""
+    choice_requests: list[list[Message]] = field(default_factory=list, init=False)
+    """Every ``choice_logprobs`` request, in order."""
     _turns: list[Turn] = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _last_prompt: str = field(default="", init=False)
@@ -112,10 +120,13 @@ class ScriptedModel:
         sampling: Sampling | None = None,
         on_token: TokenCallback | None = None,
         cancel: threading.Event | None = None,
+        tool_choice: ToolChoiceLike = "auto",
     ) -> ModelResponse:
+        choice = as_tool_choice(tool_choice)
         with self._lock:
             index = len(self.requests)
             self.requests.append(list(messages))
+            self.tool_choices.append(choice.mode)
             if index >= len(self._turns):
                 last = messages[-1] if messages else None
                 raise ScriptError(
@@ -143,6 +154,11 @@ class ScriptedModel:
             if isinstance(turn.respond, ModelResponse)
             else turn.respond(messages, tools)
         )
+        if response.tool_calls and tools and choice.mode == "none":
+            raise ScriptError(
+                f"{self.name}: turn {index + 1} calls {response.tool_calls[0].name} but the "
+                'request allowed only a text answer (tool_choice "none")'
+            )
         return self._finish(response, prompt, shared, turn, started, on_token, cancel)
 
     def _finish(
@@ -221,12 +237,40 @@ class ScriptedModel:
         return parts
 
     def verify(self) -> None:
-        """Raise ScriptError if some scripted turns were never used."""
+        """Raise ScriptError if some scripted turns (or choice scores) were never used."""
         if self.remaining > 0:
             raise ScriptError(
                 f"{self.name}: {self.remaining} scripted turn(s) were never consumed "
                 f"(used {len(self.requests)} of {len(self._turns)})"
             )
+        if len(self.choice_requests) < len(self.choices):
+            raise ScriptError(
+                f"{self.name}: {len(self.choices) - len(self.choice_requests)} scripted "
+                f"choice score(s) were never asked for"
+            )
+
+    def choice_logprobs(
+        self, messages: Sequence[Message], choices: Sequence[str]
+    ) -> dict[str, float]:
+        """The next entry of ``choices``, for every choice asked (as the llama.cpp model's
+        method of the same name). A choice the entry leaves out scores -inf; an entry
+        that names none of the choices is a ScriptError."""
+        with self._lock:
+            index = len(self.choice_requests)
+            self.choice_requests.append(list(messages))
+            if index >= len(self.choices):
+                raise ScriptError(
+                    f"{self.name}: unexpected choice_logprobs call #{index + 1}; the script "
+                    f"has {len(self.choices)} choice score(s)"
+                )
+            entry = self.choices[index]
+        scores = dict(entry(messages, choices) if callable(entry) else entry)
+        if not set(scores) & set(choices):
+            raise ScriptError(
+                f"{self.name}: choice scores #{index + 1} name {sorted(scores)}, none of the "
+                f"choices asked for {list(choices)}"
+            )
+        return {c: float(scores.get(c, float("-inf"))) for c in choices}
 
     def __enter__(self) -> ScriptedModel:
         return self

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agentkit.store import RunStore
+from agentkit.store import RunStore, TemporaryPostgres
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +36,8 @@ def _no_real_models_in_unit_tests(
         )
 
     monkeypatch.setattr(llama_cpp.Llama, "__init__", refuse)
+    # LlamaCppModel loads weights through the raw binding (agentkit.models._llama_vocab).
+    monkeypatch.setattr(llama_cpp, "llama_model_load_from_file", refuse)
 
 
 @pytest.fixture
@@ -43,3 +45,18 @@ def store(tmp_path: Path) -> Iterator[RunStore]:
     s = RunStore(tmp_path / "runs.db")
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[TemporaryPostgres]:
+    """A PostgreSQL server of the tests' own (as root, it runs as the postgres user)."""
+    with TemporaryPostgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: TemporaryPostgres) -> Iterator[str]:
+    """The URL of a new, empty database on the tests' server, dropped afterwards."""
+    url = postgres_server.create_database()
+    yield url
+    postgres_server.drop_database(url.rsplit("/", 1)[1])

@@ -12,7 +12,6 @@ import sys
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,7 +22,6 @@ from agentkit.testing import ScriptedModel, Turn, call, reply
 # put the checkout on sys.path (`python -m pytest` would).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ladder import Row, _compare, reason_kinds, render_markdown, summarize
 from bench.tasks import (
     KINDS,
     SYSTEM_PROMPTS,
@@ -265,101 +263,3 @@ def test_lookup_names_ignore_case_and_a_leading_article(
 
 
 # -- the runner's bookkeeping (no models) -----------------------------------------------
-
-
-def _row(task: str, config: str, success: bool, compute: float, **extra: Any) -> Row:
-    fields: dict[str, Any] = {
-        "task": task,
-        "kind": "arithmetic",
-        "difficulty": "easy",
-        "config": config,
-        "success": success,
-        "checked": success,
-        "detail": "",
-        "status": "succeeded",
-        "answer": "42",
-        "seconds": 1.0,
-        "steps": 3,
-        "model_steps": 2,
-        "compute": compute,
-        "top_tier_compute": compute,
-        "top_tier_seconds": 1.0,
-        "escalations": 0,
-        "tiers": {},
-        "prompt_tokens": 10,
-        "evaluated_tokens": 10,
-        "completion_tokens": 5,
-        "strikes": 0,
-        "rejected_calls": 0,
-        "tool_errors": 0,
-    }
-    fields.update(extra)
-    return Row(**fields)
-
-
-def test_compare_reports_the_ratio_and_the_target() -> None:
-    rows = [
-        _row("a01", "largest", True, 100.0),
-        _row("a02", "largest", True, 100.0),
-        _row("a01", "ladder", True, 20.0),
-        _row("a02", "ladder", False, 40.0, escalations=1),
-    ]
-    cmp = _compare(rows)
-    assert cmp is not None
-    assert cmp["compute_ratio"] == pytest.approx(0.3)
-    assert cmp["only_largest_solved"] == ["a02"]
-    assert cmp["target_met"] is False
-    rows[3] = _row("a02", "ladder", True, 40.0)
-    assert _compare(rows)["target_met"] is True  # type: ignore[index]
-
-
-def test_reason_kinds_names_every_signal() -> None:
-    reason = (
-        "escalate: low decision confidence 0.20 < 0.35; 2 tool errors in a row; "
-        "1 tool call(s) stayed invalid after retries"
-    )
-    assert reason_kinds(reason) == [
-        "low decision confidence",
-        "tool calls invalid after retries",
-        "tool errors in a row",
-    ]
-    assert reason_kinds("something new") == ["other"]
-
-
-def test_the_report_renders_from_rows() -> None:
-    rows = [
-        _row("a01", "smallest", False, 5.0),
-        _row("a01", "largest", True, 100.0),
-        _row(
-            "a01",
-            "ladder",
-            False,
-            30.0,
-            escalations=1,
-            escalation_reasons=["0->1: escalate: low decision confidence 0.20 < 0.35"],
-            tiers={"smollm2-135m-instruct": 1, "qwen2.5-coder-0.5b-instruct": 1},
-        ),
-    ]
-    payload = {
-        "setup": {
-            "started": "2026-01-01 00:00 UTC",
-            "seed": 0,
-            "max_tokens": 192,
-            "max_steps": 8,
-            "wall_seconds": 60.0,
-            "load_seconds": 1.0,
-        },
-        "machine": {
-            "platform": "test",
-            "cpu_count": 2,
-            "load_average_at_start": [1.0, 1.0, 1.0],
-            "llama_cpp_python": "0",
-            "agentkit": "0",
-        },
-        "rows": [r.__dict__ for r in rows],
-    }
-    payload["summary"] = summarize(rows)
-    text = render_markdown(payload)
-    assert "**Target missed**" in text
-    assert "low decision confidence 1" in text
-    assert "| a01 | arithmetic | easy | fail | ok | fail (135mx1 0.5bx1) |" in text

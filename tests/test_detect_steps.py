@@ -25,6 +25,7 @@ from agentkit.detection import (
     diagnosis,
     normalise_error,
 )
+from agentkit.detection._canonical import normalise_result, normalise_same_call_error
 from agentkit.models._messages import ToolCall
 
 # --- a small language for runs ---------------------------------------------------------
@@ -97,6 +98,15 @@ LONG_REPLY = (
     "To answer this I first need the current exchange rate, then I will multiply the "
     "amount by it and round the result to two decimals before replying to you."
 )
+
+# From OpenHands' stuck-detector tests: a cell that fails with a syntax error.
+SNIPPET = "edit_file_by_replace('book_store.py', to_replace=\"def total(basket):\")"
+SYNTAX_ERROR = (
+    '  Cell In[1], line {line}\n    to_replace="def largest(min_factor):\n            ^\n'
+    "SyntaxError: invalid syntax. Perhaps you forgot a comma?"
+)
+MONOLOGUE = "I'm doing well, thanks for asking. How can I help you today?"
+STATUS_LINE = "Loaded the next part of the data; continuing with the import now."
 
 # --- scenarios -------------------------------------------------------------------------
 
@@ -238,6 +248,143 @@ FLAGGED = [
         "same_result",
         5,
     ),
+    # -- from public stuck-detector suites and issue 13 (the source is named in each) --
+    Scenario(
+        # OpenHands, repeating action-error: one command, errors not all the same text.
+        "same command failing with varying errors",
+        tuple(
+            C("run", {"cmd": "invalid_command"}, e, error=True)
+            for e in (
+                "Command not found",
+                "Command still not found or another error",
+                "Different error",
+                "Command not found",
+            )
+        ),
+        "same_call",
+        4,
+    ),
+    Scenario(
+        # OpenHands, a syntax error at the same line of the same cell each time.
+        "same code, same syntax error at the same line",
+        tuple(
+            C("run_python", {"code": SNIPPET}, SYNTAX_ERROR.format(line=42), error=True)
+            for _ in range(4)
+        ),
+        "same_error",
+        3,
+    ),
+    Scenario(
+        # Issue 13: the same call whose error carries a retry counter.
+        "same call, error with an attempt counter",
+        tuple(
+            C(
+                "fetch",
+                {"url": "https://api.example/x"},
+                f"Error: rate limited (attempt {n} of 9)",
+                error=True,
+            )
+            for n in (1, 2, 3)
+        ),
+        "same_error",
+        3,
+    ),
+    Scenario(
+        # Issue 13: the same call whose error carries a timestamp.
+        "same call, error with a timestamp",
+        tuple(
+            C(
+                "connect",
+                {"host": "db"},
+                f"[2026-05-01 12:00:{s:02d}] ERROR connection refused",
+                error=True,
+            )
+            for s in (3, 9, 17)
+        ),
+        "same_error",
+        3,
+    ),
+    Scenario(
+        # Issue 13: a countdown in the error of one repeated call.
+        "same call, error with a retry-after countdown",
+        tuple(
+            C(
+                "deploy",
+                {"env": "prod"},
+                f"Error: 503 Service Unavailable; retry after {n} s",
+                error=True,
+            )
+            for n in (30, 29, 28)
+        ),
+        "same_error",
+        3,
+    ),
+    Scenario(
+        # Issue 13: results that differ only by the clock, for 62 calls; flagged at once.
+        "same call, results differ only in the current time",
+        tuple(
+            C("get_status", {"service": "api"}, f"degraded as of 2026-05-01T12:{m:02d}:07Z")
+            for m in range(62)
+        ),
+        "same_result",
+        3,
+    ),
+    Scenario(
+        # Issue 13: results that differ only by a request uuid.
+        "same call, results differ only in a request id",
+        tuple(
+            C("lookup", {"sku": "A-1"}, f"in stock: 4 (request {u})")
+            for u in (
+                "3f2a9c1e-1b2c-4d5e-8f90-a1b2c3d4e5f6",
+                "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+                "9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a",
+            )
+        ),
+        "same_result",
+        3,
+    ),
+    Scenario(
+        # Own: the same creation again and again, each making a new numbered duplicate.
+        "same creation call making numbered duplicates",
+        tuple(
+            C("create_ticket", {"title": "Printer broken"}, f"created ticket #{n}")
+            for n in (41, 42, 43)
+        ),
+        "same_result",
+        3,
+    ),
+    Scenario(
+        # Issue 13: an argument the tool declares volatile (Tool.volatile_args reaches the
+        # detector as the tool's override, see runtime with_volatile_args).
+        "a tool's declared volatile argument",
+        tuple(
+            StepObservation(
+                index=i,
+                tool_calls=(("fetch", {"url": "https://x.example", "attempt": i}),),
+                results=(("timeout", False),),
+            )
+            for i in (1, 2, 3)
+        ),
+        "same_result",
+        3,
+        config=DetectorConfig(
+            tool_overrides={"fetch": ToolDetectorOverride(volatile_fields=frozenset({"attempt"}))}
+        ),
+    ),
+    Scenario(
+        # OpenHands monologue: a tool result that repeats itself is no news.
+        "repeated reply around a tool result that repeats",
+        (
+            MONOLOGUE,
+            read("a.txt", "hello"),
+            MONOLOGUE,
+            MONOLOGUE,
+            read("a.txt", "hello"),
+            MONOLOGUE,
+        ),
+        "near_duplicate_message",
+        6,
+    ),
 ]
 
 NOT_FLAGGED = [
@@ -364,6 +511,162 @@ NOT_FLAGGED = [
             "The bug was a minus sign in add(); it is fixed and the test passes.",
         ),
     ),
+    # -- from public stuck-detector suites and issue 13 (the source is named in each) --
+    Scenario(
+        # OpenHands: the same cell four times, the syntax error at another line each time.
+        "syntax errors at different lines",
+        tuple(
+            C("run_python", {"code": SNIPPET}, SYNTAX_ERROR.format(line=n) + "\n" * k, error=True)
+            for k, n in enumerate((10, 20, 30, 40), 1)
+        ),
+    ),
+    Scenario(
+        # OpenHands: "detected at line 1, 1, 3, 2" and different output after it.
+        "unterminated string detected at changing lines",
+        tuple(
+            C(
+                "run_python",
+                {"code": 'print("hello'},
+                f"SyntaxError: unterminated string literal (detected at line {n})\n{tail}",
+                error=True,
+            )
+            for n, tail in ((1, "more output"), (1, "other output"), (3, "Enough"), (2, "Last"))
+        ),
+    ),
+    Scenario(
+        # Issue 13: code edited between runs fails at a different (three-digit) line.
+        "edited code failing at different long line numbers",
+        tuple(
+            C(
+                "run_python",
+                {"code": f"# version {v}\n..."},
+                f'File "main.py", line {line}\nNameError: name "total" is not defined',
+                error=True,
+            )
+            for v, line in ((1, 123), (2, 457), (3, 981))
+        ),
+    ),
+    Scenario(
+        # OpenHands monologue: an observation in between resets the count.
+        "repeated reply with news from a tool in between",
+        (
+            MONOLOGUE,
+            MONOLOGUE,
+            read("log.txt", "OK, I was stuck, but no more."),
+            MONOLOGUE,
+            MONOLOGUE,
+        ),
+    ),
+    Scenario(
+        # Issue 13: a repeated-message count reset by every new tool result.
+        "the same status line after each new result",
+        tuple(
+            step
+            for i in range(1, 6)
+            for step in (read(f"part{i}.csv", f"rows {i * 100}"), STATUS_LINE)
+        ),
+    ),
+    Scenario(
+        # OpenHands "not stuck": ls, read, pwd, read, pwd, read with no cycle in it.
+        "similar commands that do not cycle",
+        (
+            C("run", {"cmd": "ls"}, "file1.txt\nfile2.txt"),
+            read("file1.txt", "File content"),
+            C("run", {"cmd": "pwd"}, "/home/user"),
+            read("file2.txt", "Another file content"),
+            C("run", {"cmd": "pwd"}, "/home/user"),
+            read("file2.txt", "Another file content"),
+        ),
+    ),
+    Scenario(
+        # Own: three tools in rotation over new inputs (batch work), same shape each turn.
+        "three tools in rotation over new files",
+        tuple(
+            step
+            for name in ("a", "b", "c", "d")
+            for step in (
+                read(f"{name}.py", f"def {name}(): ..."),
+                C("lint", {"path": f"{name}.py"}, "0 problems"),
+                write(f"{name}_test.py", f"test {name}"),
+            )
+        ),
+    ),
+    Scenario(
+        # Own: a poll with a timestamp whose progress advances.
+        "polling with timestamps while progress advances",
+        tuple(
+            C("check_job", {"id": 7}, f"2026-05-01T12:00:{p:02d}Z running {p}%")
+            for p in range(0, 100, 10)
+        ),
+    ),
+    Scenario(
+        # Own: a long job polled every few seconds, the elapsed time growing.
+        "polling a long job whose elapsed time grows",
+        tuple(C("check_job", {"id": 7}, f"running, elapsed {12 * n}s") for n in range(1, 8)),
+    ),
+    Scenario(
+        # Own: a build counting down (whole minutes are content, not timing noise).
+        "waiting on a countdown",
+        tuple(
+            C("build_status", {}, f"building, ETA {m} min" if m else "done")
+            for m in (4, 3, 2, 1, 0)
+        ),
+    ),
+    Scenario(
+        # Own: batch creation, a new ticket number for a new title each time.
+        "creating a batch of tickets",
+        tuple(
+            C("create_ticket", {"title": t}, f"created ticket #{n}")
+            for n, t in enumerate(("disk full", "printer", "vpn", "email", "badge", "phone"), 40)
+        ),
+    ),
+    Scenario(
+        # Own: rows counted up with a clock in each line (progress in every result).
+        "a long import reporting progress with a clock",
+        tuple(
+            C("import_status", {"job": "csv"}, f"[12:00:{n:02d}] processed {n * 100} of 900 rows")
+            for n in range(1, 10)
+        ),
+    ),
+    Scenario(
+        # Own: tables read one after another, all in the same markdown shape.
+        "tables read one after another",
+        tuple(
+            C(
+                "sql_query",
+                {"sql": f"SELECT * FROM {t} LIMIT 3"},
+                f"id | name\n1 | {t}_a\n2 | {t}_b\n(2 rows)",
+            )
+            for t in ("users", "orders", "items", "stock", "shops", "staff")
+        ),
+    ),
+    Scenario(
+        # Own: lint, fix, lint again: errors move to other lines as they are fixed.
+        "fixing lint errors one by one",
+        (
+            C("lint", {"path": "a.py"}, "a.py:12:5: F401 'os' imported but unused", error=True),
+            write("a.py", "v2"),
+            C("lint", {"path": "a.py"}, "a.py:40:1: F821 undefined name 'y'", error=True),
+            write("a.py", "v3"),
+            C("lint", {"path": "a.py"}, "a.py:77:9: E711 comparison to None", error=True),
+            write("a.py", "v4"),
+            C("lint", {"path": "a.py"}, "0 problems"),
+        ),
+    ),
+    Scenario(
+        # Own: a missing module installed, then the same command works.
+        "an error fixed between two runs of the same command",
+        (
+            C(
+                "run",
+                {"cmd": "python app.py"},
+                "ModuleNotFoundError: No module named 'yaml'",
+                error=True,
+            ),
+            C("run", {"cmd": "pip install pyyaml"}, "Successfully installed pyyaml-6.0"),
+            C("run", {"cmd": "python app.py"}, "ok: 3 files converted"),
+        ),
+    ),
 ]
 
 SCENARIOS = FLAGGED + NOT_FLAGGED
@@ -387,6 +690,8 @@ def test_scenario(scenario: Scenario) -> None:
 
 def test_scenario_balance() -> None:
     assert len(FLAGGED) >= 15 and len(NOT_FLAGGED) >= 15
+    # As many runs that must stay quiet as runs that must trip (no detector by recall alone).
+    assert len(NOT_FLAGGED) >= len(FLAGGED) and len(SCENARIOS) >= 55
     assert {s.detector for s in FLAGGED} >= {
         "same_call",
         "same_result",
@@ -542,6 +847,77 @@ def test_normalise_error(a: str, b: str, same: bool) -> None:
     assert (normalise_error(a) == normalise_error(b)) is same
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("at 2026-05-01T12:00:03Z: refused", "at 2026-05-01T12:00:09Z: refused", True),
+        ("[12:00:03.25] refused", "[12:07:41.90] refused", True),
+        ("failed at 1714564803", "failed at 1714564899", True),
+        ("line 123: syntax error", "line 456: syntax error", False),
+        ("connection refused on port 8080", "connection refused on port 8081", False),
+        ("attempt 3 of 5", "attempt 4 of 5", False),
+    ],
+)  # fmt: skip
+def test_normalise_error_keeps_what_tells_errors_apart(a: str, b: str, same: bool) -> None:
+    assert (normalise_error(a) == normalise_error(b)) is same
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("rate limited (attempt 3 of 5)", "rate limited (attempt 4 of 5)", True),
+        ("503; retry after 30 s", "503; retry after 29 s", True),
+        ("line 12: bad indent", "line 13: bad indent", False),
+        ("main.py:12:5: E501", "main.py:40:1: E501", False),
+        ("Cell In[1], line 10", "Cell In[2], line 20", False),
+        ("error at column 7", "error at column 9", False),
+    ],
+)  # fmt: skip
+def test_errors_of_one_call_ignore_counters_not_positions(a: str, b: str, same: bool) -> None:
+    assert (normalise_same_call_error(a) == normalise_same_call_error(b)) is same
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("created ticket #41", "created ticket #42", True),
+        ("order id 1183 saved", "order id 1184 saved", True),
+        ("ok (request 3f2a9c1e-1b2c-4d5e-8f90-a1b2c3d4e5f6)",
+         "ok (request 0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d)", True),
+        ("done in 0.53s", "done in 1.07s", True),
+        ("running 40%", "running 50%", False),
+        ("paid 42 dollars", "paid 43 dollars", False),
+        ("slept 5 s", "slept 6 s", False),
+        ("3 of 5 rows", "4 of 5 rows", False),
+    ],
+)  # fmt: skip
+def test_normalise_result_blanks_only_volatile_parts(a: str, b: str, same: bool) -> None:
+    assert (normalise_result(a) == normalise_result(b)) is same
+
+
+def test_declared_volatile_args_reach_the_detector() -> None:
+    # Three calls in one turn that differ only in "attempt": the same call three times
+    # once the tool declares "attempt" volatile, three different calls otherwise.
+    from agentkit import Tool
+    from agentkit.runtime._tools import with_volatile_args
+
+    calls = tuple(("fetch", {"url": "u", "attempt": n}) for n in (1, 2, 3))
+    results = (("timeout", False),) * 3
+
+    def fetch(url: str, attempt: int) -> str:
+        """Fetch a page."""
+        return "timeout"
+
+    def strikes(config: DetectorConfig) -> list[str]:
+        return [
+            s.detector for s in LoopDetector(config).observe(StepObservation(1, calls, results))
+        ]
+
+    declared = Tool(fetch, volatile_args=frozenset({"attempt"}))
+    assert strikes(with_volatile_args(DetectorConfig(), [declared])) == ["same_result"]
+    assert strikes(with_volatile_args(DetectorConfig(), [Tool(fetch)])) == []
+
+
 # --- configuration ---------------------------------------------------------------------
 
 
@@ -583,12 +959,12 @@ def test_config_is_frozen() -> None:
 @pytest.mark.parametrize(
     ("strikes", "can_escalate", "expected"),
     [
-        (1, True, "nudge"),
+        (1, True, "answer_now"),
         (2, True, "resample"),
         (3, True, "escalate"),
         (4, True, "stop"),
         (9, True, "stop"),
-        (1, False, "nudge"),
+        (1, False, "answer_now"),
         (2, False, "resample"),
         (3, False, "stop"),
         (4, False, "stop"),

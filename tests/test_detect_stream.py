@@ -7,6 +7,8 @@ characters seen by the time it trips; an unflagged one must never trip.
 
 from __future__ import annotations
 
+import random
+import string
 import time
 from dataclasses import dataclass
 
@@ -212,6 +214,52 @@ TABLE_HEADER = "| # | Name | Age | City |\n|---|---|---|---|\n"
 INTRO = "Let me check the weather for you. "
 
 
+# From gemini-cli's loop-detection tests (the loops its users reported, and its filler).
+GEMINI_LOOP = (
+    "I will not output any text.\n  I will just end the turn.\n  I am done.\n"
+    "  I will not do anything else.\n  I will wait for the user's next command.\n"
+)
+GEMINI_DONE = (
+    "I have added all the requested logs and verified the test file. "
+    "I will now mark the task as complete.\n  "
+)
+GEMINI_THOUGHT = "I need to check the file. The file does not exist. I will create the file. "
+SENTENCE = "This is a unique sentence, id=1. "
+CHUNK = (SENTENCE * 2)[:50]
+_rng = random.Random(13)
+_ALNUM = string.ascii_letters + string.digits
+
+
+def random_text(n: int) -> str:
+    return "".join(_rng.choice(_ALNUM) for _ in range(n))
+
+
+RANDOM_PIECES = "".join(random_text(10) for _ in range(1000))
+FAR_APART = "".join(CHUNK + random_text(2000) for _ in range(10))
+SHARED_PREFIX = "".join(
+    f"- projects/my-google-cloud-project-12345/locations/us-central1/services/{i}\n"
+    for i in range(15)
+)
+
+# Separators (issue 13: rows of dashes tripped the detector).
+RULED_REPORT = "".join(
+    f"{'=' * 80}\nSection {n}: {title}\n{'=' * 80}\n{title} is done and checked.\n\n"
+    for n, title in enumerate(["Build", "Tests", "Lint", "Docs", "Release", "Deploy", "Audit"], 1)
+)
+DASH_ROWS = "Summary\n" + ("-" * 40 + "\n") * 12 + "End of summary."
+ASCII_TABLE = "+--------+-------+\n| name   | score |\n+--------+-------+\n" + "".join(
+    f"| {n:<6} | {len(n) * 7:>5} |\n+--------+-------+\n" for n in NAMES
+)
+THEMATIC_BREAKS = "".join(
+    f"{n.title()} finished its part of the work.\n\n{'---' if i % 2 else '***'}\n\n"
+    for i, n in enumerate(NAMES[:10])
+)
+BOX_RULES = "".join(f"{'─' * 60}\n {n}\n" for n in NAMES[:12]) + "─" * 60
+CSV_ROWS = "date,open,close\n" + "".join(
+    f"2026-01-{d:02d},{100 + d * 1.5:.2f},{101 + d * 1.25:.2f}\n" for d in range(1, 31)
+)
+
+
 def end_of_line(text: str, n: int) -> int:
     """Characters up to and including the n-th newline of ``text``."""
     at = -1
@@ -304,6 +352,36 @@ SCENARIOS = [
         (len(TABLE_HEADER) + 29 * len(LOOPED_ROW), len(TABLE_HEADER) + 29 * len(LOOPED_ROW) + 3),
         window=LOOPED_ROW.strip(),
     ),
+    # gemini-cli's reported loops: five lines, a long sentence, a short phrase, a thought.
+    Scenario(
+        "gemini: five-line loop",
+        GEMINI_LOOP * 30,
+        "period",
+        (4 * len(GEMINI_LOOP), 4 * len(GEMINI_LOOP) + 40),
+    ),
+    Scenario(
+        "gemini: task-complete loop",
+        GEMINI_DONE * 30,
+        "period",
+        (4 * len(GEMINI_DONE), 4 * len(GEMINI_DONE) + 40),
+    ),
+    Scenario("gemini: alternating short phrases", "Thinking... Done. " * 100, "period", (160, 200)),
+    Scenario(
+        "gemini: repeated thought process",
+        GEMINI_THOUGHT * 30,
+        "period",
+        (4 * len(GEMINI_THOUGHT), 4 * len(GEMINI_THOUGHT) + 40),
+    ),
+    Scenario(
+        "gemini: loop after a closed code block",
+        "```\nsome code\n```\n" + SENTENCE * 30,
+        "period",
+        (18 + 160, 18 + 200),
+        window=SENTENCE,
+    ),
+    # A separator that never ends is still a loop, only judged with a longer span.
+    Scenario("a flood of dashes", "-" * 5000, "period", (2000, 2040), window="-"),
+    Scenario("a flood of box-drawing rules", "═" * 3000, "period", (2000, 2040)),
     # -- not flagged --
     Scenario("long normal paragraph", PARAGRAPH),
     Scenario("python block with similar lines", PYTHON_BLOCK),
@@ -319,6 +397,24 @@ SCENARIOS = [
     Scenario("JSON data rows differing by numbers", DATA_ROWS),
     Scenario("python versions differing by numbers", PYTHON_VERSIONS),
     Scenario("paragraph fed in one-character pieces", PARAGRAPH, piece=1),
+    # gemini-cli's must-not-flag cases.
+    Scenario("gemini: a divider of 750 dashes", "-" * 50 * 15, piece=50),
+    Scenario("gemini: random content", RANDOM_PIECES, piece=10),
+    Scenario("gemini: repetitions far apart", FAR_APART, piece=50),
+    Scenario("gemini: repetition inside a code block", "```\n" + CHUNK * 10 + "\n```", piece=50),
+    Scenario(
+        "gemini: long code block with repeating tokens",
+        "```\n" + "for (let i = 0; i < 10; i++) { console.log(i); }" * 20 + "\n```",
+        piece=49,
+    ),
+    Scenario("gemini: list with a long shared prefix", SHARED_PREFIX),
+    # Separators, tables and data (issue 13 and our own).
+    Scenario("report with rules around each section", RULED_REPORT),
+    Scenario("a row of dashes repeated twelve times", DASH_ROWS),
+    Scenario("ASCII table with a border after every row", ASCII_TABLE),
+    Scenario("paragraphs between thematic breaks", THEMATIC_BREAKS),
+    Scenario("box-drawing rules between names", BOX_RULES),
+    Scenario("CSV rows of numbers", CSV_ROWS),
 ]
 
 
@@ -351,6 +447,8 @@ def test_scenario(scenario: Scenario) -> None:
 def test_scenario_balance() -> None:
     flagged = sum(1 for s in SCENARIOS if s.kind is not None)
     assert flagged >= 10 and len(SCENARIOS) - flagged >= 10
+    # As many texts that must stream through as texts that must be stopped.
+    assert len(SCENARIOS) - flagged >= flagged and len(SCENARIOS) >= 40
 
 
 def test_strike_records_where_it_tripped() -> None:

@@ -63,7 +63,11 @@ def test_invalid_arguments_after_retries_escalate_then_come_back(store: RunStore
 def test_detector_strike_escalates(store: RunStore) -> None:
     lad, small, big = ladder([call("add", a=1, b=1)] * 3, [reply("2")])
     agent = Agent(
-        lad, tools=[add], store=store, responses=ResponsePlan(sequence=("escalate", "stop"))
+        lad,
+        tools=[add],
+        store=store,
+        responses=ResponsePlan(sequence=("escalate", "stop")),
+        answer_now=False,  # let the loop run into the detector
     )
     with small, big:
         result = agent.run("1+1")
@@ -256,7 +260,7 @@ def test_several_strikes_in_one_step_are_one_graded_response() -> None:
     from agentkit.detection import DetectorConfig, LoopDetector, ResponsePlan, StepObservation
     from agentkit.runtime._strikes import StrikeBook
 
-    book = StrikeBook(ResponsePlan(), DetectorConfig())
+    book = StrikeBook(ResponsePlan(sequence=("nudge", "stop")), DetectorConfig())
     detector = LoopDetector()
     strikes = []
     for i in range(1, 5):
@@ -274,9 +278,22 @@ def test_an_answer_echoing_tool_markup_is_redone(store: RunStore) -> None:
         [call("add", a=2, b=2), reply("<tool_response>\n4\n</tool_response>")], [reply("4")]
     )
     with small, big:
-        result = Agent(lad, tools=[add], store=store).run("2+2")
+        result = Agent(lad, tools=[add], store=store, answer_now=False).run("2+2")
     assert "repeats tool markup" in tiers_and_reasons(store, result.run_id)[-1][1]
     assert result.answer == "4"
+
+
+def test_an_answer_echoing_tool_markup_is_asked_again_before_escalating(store: RunStore) -> None:
+    lad, small, big = ladder(
+        [call("add", a=2, b=2), reply("<tool_response>\n4\n</tool_response>"), reply("4")],
+        [],
+    )
+    with small, big:
+        result = Agent(lad, tools=[add], store=store).run("2+2")
+    asked = [e for _, e in store.events(result.run_id) if e.type == "answer_requested"]
+    assert len(asked) == 1 and "markup" in asked[0].reason
+    assert small.tool_choices[-1] == "none"
+    assert result.ok and result.answer == "4" and result.escalations == 0
 
 
 def test_a_tier_that_keeps_failing_is_skipped_for_the_rest_of_the_run() -> None:

@@ -104,3 +104,16 @@ def test_library_functions_are_short() -> None:
                 if n > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {n} lines")
     assert long == [], f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(long)
+
+
+def test_every_subpackage_is_packaged() -> None:
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        "agentkit." + p.parent.name if p.parent.name != "agentkit" else "agentkit"
+        for p in (ROOT / "agentkit").glob("**/__init__.py")
+    }
+    assert found | {"agentkit.tools", "agentkit.tui"} <= listed, sorted(found - listed)

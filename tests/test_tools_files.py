@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -303,3 +306,155 @@ def test_every_tool_has_a_schema(root: Path) -> None:
             assert prop.get("description"), f"{t.name}: an argument without a description"
     assert tools["read_file"].spec.parameters["required"] == ["path"]
     assert tools["write_file"].spec.parameters["required"] == ["path", "content"]
+
+
+# -- regular expressions that would never finish -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pattern", [r"(a|aa)+$", r"(a|a)+$", r"(.*?,){30}X"]
+)  # fmt: skip
+def test_catastrophic_regex_is_stopped_with_advice(root: Path, pattern: str) -> None:
+    (root / "trap.txt").write_text("a" * 40 + "b\n" + "a," * 40 + "\n")
+    ws = Workspace(root, search_timeout=0.3)
+    with pytest.raises(ToolError, match=r"ran past its 0.3 s limit at trap.txt:\d") as info:
+        ws.search_files(pattern, path="trap.txt", regex=True)
+    assert "(a+)+" in str(info.value) and "regex=false" in str(info.value)
+    # The same text as a plain string is matched literally, in linear time.
+    assert ws.search_files(pattern, path="trap.txt").startswith("no matches")
+
+
+def test_the_pattern_from_the_issue_finishes(root: Path) -> None:
+    # (a+)+$ on a 31-character line took 53 s with the re module.
+    (root / "line.txt").write_text("a" * 30 + "!\n")
+    ws = Workspace(root)
+    assert ws.search_files("(a+)+$", "line.txt", regex=True).startswith("no matches")
+    (root / "line.txt").write_text("a" * 30 + "\n")
+    assert ws.search_files("(a+)+$", "line.txt", regex=True) == f"line.txt:1: {'a' * 30}"
+
+
+def test_search_timeout_must_be_positive(root: Path) -> None:
+    with pytest.raises(ConfigError, match="search_timeout"):
+        Workspace(root, search_timeout=0)
+
+
+# -- hard links --------------------------------------------------------------------------
+
+
+def test_hard_link_to_an_outside_file_is_refused(root: Path, outside: Path) -> None:
+    os.link(outside / "secret.txt", root / "innocent.txt")
+    ws = Workspace(root)
+    with pytest.raises(ToolError, match="hard link") as info:
+        ws.read_file("innocent.txt")
+    assert "TOP SECRET" not in str(info.value)
+    found = ws.search_files("SECRET", ignore_case=True)
+    assert "TOP SECRET" not in found
+    assert found.splitlines() == [
+        "no matches for 'SECRET' in .",
+        "[1 hard-linked file(s) skipped: their other links are not all inside the workspace]",
+    ]
+    # Writing replaces the link with a new file: the outside file keeps its bytes.
+    ws.write_file("innocent.txt", "mine now")
+    assert (outside / "secret.txt").read_text() == "TOP SECRET password\n"
+    assert ws.read_file("innocent.txt") == "mine now"
+
+
+def test_hard_links_that_stay_inside_are_read(root: Path) -> None:
+    os.link(root / "a.txt", root / "sub" / "twin.txt")
+    ws = Workspace(root)
+    assert ws.read_file("sub/twin.txt") == "alpha\nbeta\ngamma\n"
+    assert ws.search_files("gamma").splitlines() == ["a.txt:3: gamma", "sub/twin.txt:3: gamma"]
+
+
+def test_hard_link_with_one_more_link_outside_is_refused(root: Path, outside: Path) -> None:
+    # Two links inside and a third outside: counting only the inside ones would pass.
+    os.link(root / "a.txt", root / "sub" / "twin.txt")
+    os.link(root / "a.txt", outside / "copy.txt")
+    with pytest.raises(ToolError, match="hard link"):
+        Workspace(root).read_file("sub/twin.txt")
+
+
+# -- very deep and very long paths -------------------------------------------------------
+
+
+def _deep_tree(root: Path, levels: int) -> str:
+    """``d/d/.../d`` ``levels`` deep below root, made with dir fds (no long path strings)."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        for _ in range(levels):
+            os.mkdir("d", dir_fd=fd)
+            inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        made = os.open("needle.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+        with os.fdopen(made, "w") as f:
+            f.write("a needle deep down\n")
+    finally:
+        os.close(fd)
+    return "d/" * levels
+
+
+@pytest.fixture
+def low_recursion_limit() -> Iterator[int]:
+    """A recursion limit a few hundred frames above where the test runs, so a tree some
+    hundreds of levels deep proves the walks do not recurse (without a thousand folders)."""
+    before = sys.getrecursionlimit()
+    depth = len(inspect.stack(0))
+    sys.setrecursionlimit(depth + 150)
+    yield depth + 150
+    sys.setrecursionlimit(before)
+
+
+def test_a_tree_deeper_than_the_recursion_limit_works(
+    tmp_path: Path, low_recursion_limit: int
+) -> None:
+    deep = _deep_tree(tmp_path, 300)
+    ws = Workspace(tmp_path, max_results=5000)
+    assert ws.search_files("needle") == f"{deep}needle.txt:1: a needle deep down"
+    listing = ws.list_files(recursive=True).splitlines()
+    assert listing[-1] == f"{deep}needle.txt (19 bytes)"
+    assert ws.write_file(f"{deep}more/{'e/' * 200}new.txt", "x").startswith("wrote 1 bytes")
+    assert ws.read_file(f"{deep}more/{'e/' * 200}new.txt") == "x"
+
+
+LONG_PATHS = ["a/" * 2100 + "x.txt", "n" * 256, "sub/" + "é" * 200 + ".txt"]
+
+
+@pytest.mark.parametrize("path", LONG_PATHS)
+def test_paths_too_long_are_refused(root: Path, path: str) -> None:
+    ws = Workspace(root, allow_delete=True)
+    for call in (
+        lambda: ws.read_file(path),
+        lambda: ws.write_file(path, "x"),
+        lambda: ws.list_files(path),
+        lambda: ws.search_files("x", path=path),
+        lambda: ws.delete_file(path),
+    ):
+        with pytest.raises(ToolError, match="too long") as info:
+            call()
+        assert len(str(info.value)) < 400  # the path is quoted clipped, not whole
+
+
+def test_a_path_longer_than_the_system_allows_is_a_tool_error(root: Path) -> None:
+    # Under the limit on what a call may pass, over PATH_MAX once joined to the root.
+    ws = Workspace(root, allow_delete=True)
+    path = "e/" * ((4096 - 5) // 2) + "f.txt"
+    assert len(path) <= 4096 < len(os.path.join(ws.root, path))
+    for call in (
+        lambda: ws.read_file(path),
+        lambda: ws.write_file(path, "x"),
+        lambda: ws.list_files(path),
+        lambda: ws.search_files("x", path=path),
+        lambda: ws.delete_file(path),
+    ):
+        with pytest.raises(ToolError, match=r"too long|cannot delete"):
+            call()
+    assert not (root / "e").exists()  # no folders were made on the way to the refusal
+
+
+def test_a_long_chain_of_symlinks_is_a_tool_error(root: Path, low_recursion_limit: int) -> None:
+    for n in range(300):
+        (root / f"l{n}").symlink_to(f"l{n + 1}")
+    (root / "l300").write_text("end of the chain\n")
+    with pytest.raises(ToolError, match="too many links"):
+        Workspace(root).read_file("l0")

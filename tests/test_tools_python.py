@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import ast
+import json
+import os
+import socket
+import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agentkit._errors import ConfigError, ToolError
 from agentkit.tools import PythonExecutor
+from agentkit.tools import sandbox as _sandbox
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="run_python needs POSIX")
 
@@ -97,28 +104,70 @@ def test_runs_isolated_from_the_agent(
     assert py.run_python("import os\nprint(os.path.exists('left_behind.txt'))").endswith("False")
 
 
-@pytest.mark.skipif(not Path("/proc/self").exists(), reason="reads /proc")
-def test_processes_it_starts_are_killed_too() -> None:
-    py = PythonExecutor(enabled=True, timeout=1.0)
-    result = py.run_python(
-        "import subprocess, sys, time\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-        "print(child.pid, flush=True)\n"
-        "time.sleep(60)"
+# Programs that leave processes behind: a plain child, one in a session of its own
+# (setsid), and a daemon that forked twice around setsid() and ignores SIGHUP/SIGTERM.
+LEFT_BEHIND = {
+    "child": "subprocess.Popen([sys.executable, '-c', SLEEPER])",
+    "setsid child": "subprocess.Popen([sys.executable, '-c', SLEEPER], start_new_session=True)",
+    "double-forked daemon": (
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+        "        signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "        os.execv(sys.executable, [sys.executable, '-c', SLEEPER])\n"
+        "    os._exit(0)\n"
+        "os.wait()"
+    ),
+}
+
+
+def _running_with(marker: str) -> list[int]:
+    """Host processes (not zombies) whose command line carries ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker.encode() in cmdline and state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
+def _leaver(how: str, marker: str, then: str) -> str:
+    return (
+        "import os, signal, subprocess, sys, time\n"
+        f"SLEEPER = 'import time; time.sleep(120)  # {marker}'\n"
+        f"{LEFT_BEHIND[how]}\n"
+        "time.sleep(0.5)\n"  # let the daemon get going before the program goes on
+        "print('started', flush=True)\n"
+        f"{then}"
     )
-    pid = int(result.splitlines()[2])
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.05)
-    assert not _alive(pid)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")  # a zombie is dead, merely not yet reaped
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="reads /proc")
+@pytest.mark.parametrize("how", list(LEFT_BEHIND))
+@pytest.mark.parametrize("then", ["time.sleep(60)", "pass"], ids=["at the limit", "at the end"])
+def test_processes_it_starts_are_killed_too(how: str, then: str, kind: str) -> None:
+    py = PythonExecutor(enabled=True, timeout=2.0, sandbox=kind)
+    marker = f"agentkit-leftover-{uuid.uuid4().hex}"
+    result = py.run_python(_leaver(how, marker, then))
+    assert "started" in result
+    # The call returns only once the sandbox's PID namespace is empty: no waiting here.
+    assert _running_with(marker) == []
+
+
+def test_without_a_sandbox_only_the_process_group_is_ended() -> None:
+    # sandbox="none" is the documented escape: a plain child dies, a setsid one would not.
+    py = PythonExecutor(enabled=True, timeout=2.0, sandbox="none")
+    marker = f"agentkit-leftover-{uuid.uuid4().hex}"
+    assert "started" in py.run_python(_leaver("child", marker, "time.sleep(60)"))
+    assert _running_with(marker) == []
+    assert "without a sandbox" in py.tools()[0].spec.description
 
 
 def test_bad_input_and_configuration() -> None:
@@ -149,3 +198,142 @@ def test_the_environment_it_gets_is_minimal(py: PythonExecutor) -> None:
     assert set(names) <= {
         "PATH", "HOME", "TMPDIR", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LC_CTYPE"
     }  # fmt: skip
+
+
+# -- the sandboxes ------------------------------------------------------------------------
+
+KINDS = ["bwrap", "namespaces"]
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Each sandbox this machine has. As root, namespaces are refused (root ignores the
+    process limit); its other guarantees are still tried here, as root in the namespace."""
+    name: str = request.param
+    if name == "namespaces" and os.geteuid() == 0:
+        monkeypatch.setattr(_sandbox, "_is_root", lambda: False)
+    _sandbox.sandbox_problem.cache_clear()
+    problem = _sandbox.sandbox_problem(name)  # type: ignore[arg-type]
+    if problem is not None:
+        pytest.skip(f"no {name} sandbox here: {problem}")
+    yield name
+    _sandbox.sandbox_problem.cache_clear()
+
+
+SCAN = """\
+import json, os
+found = []
+for pid in os.listdir('/proc'):
+    if pid.isdigit():
+        try:
+            if b'AGENTKIT_TEST_SECRET=s3cret' in open(f'/proc/{pid}/environ', 'rb').read():
+                found.append(int(pid))
+        except OSError:
+            pass
+print(json.dumps({'found': found, 'env': 'AGENTKIT_TEST_SECRET' in os.environ}))
+"""
+
+PARENT = """\
+import json, subprocess, sys
+from agentkit.tools import PythonExecutor, sandbox as _sandbox
+if sys.argv[2] == "pretend-not-root":
+    _sandbox._is_root = lambda: False
+py = PythonExecutor(enabled=True, sandbox=sys.argv[1])
+sandboxed = py.run_python(sys.argv[3]).splitlines()[2]
+plain = subprocess.run([sys.executable, "-c", sys.argv[3]], capture_output=True, text=True)
+print(json.dumps({"sandboxed": json.loads(sandboxed), "plain": json.loads(plain.stdout)}))
+"""
+
+
+def test_the_agents_environment_cannot_be_read(kind: str) -> None:
+    # The secret is in the environment the agent process started with, which is what
+    # /proc/<pid>/environ shows; a plain child of the same agent finds it there.
+    pretend = "pretend-not-root" if kind == "namespaces" and os.geteuid() == 0 else "as-is"
+    done = subprocess.run(
+        [sys.executable, "-c", PARENT, kind, pretend, SCAN],
+        env={**os.environ, "AGENTKIT_TEST_SECRET": "s3cret"},
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    seen = json.loads(done.stdout)
+    assert seen["plain"]["found"] and seen["plain"]["env"]  # the check can fail
+    assert seen["sandboxed"] == {"found": [], "env": False}
+
+
+def test_the_number_of_processes_is_limited(kind: str) -> None:
+    if kind == "namespaces" and os.geteuid() == 0:
+        pytest.skip("as root, namespaces cannot limit processes (the reason bwrap is needed)")
+    py = PythonExecutor(enabled=True, sandbox=kind, max_processes=8, timeout=10)
+    result = py.run_python(
+        "import os, time\n"
+        "started = 0\n"
+        "try:\n"
+        "    for _ in range(200):\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(30)\n"
+        "            os._exit(0)\n"
+        "        started += 1\n"
+        "except BlockingIOError as exc:\n"
+        "    print('refused:', exc.strerror)\n"
+        "print('started', started)"
+    )
+    lines = result.splitlines()
+    assert lines[2] == "refused: Resource temporarily unavailable"
+    started = int(lines[3].split()[1])
+    assert 0 < started < 8  # the bootstrap and the program count too
+
+
+def test_there_is_no_network(kind: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        result = PythonExecutor(enabled=True, sandbox=kind).run_python(
+            "import socket\n"
+            "try:\n"
+            f"    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+            "    print('connected')\n"
+            "except OSError as exc:\n"
+            "    print(type(exc).__name__)"
+        )
+    assert result.splitlines()[2] in ("ConnectionRefusedError", "OSError")
+
+
+def test_bubblewrap_hides_the_agents_files(tmp_path: Path) -> None:
+    if _sandbox.sandbox_problem("bwrap") is not None:
+        pytest.skip("bubblewrap is not installed here")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("agent's data")
+    py = PythonExecutor(enabled=True, sandbox="bwrap")
+    result = py.run_python(f"print(open({str(secret)!r}).read())")
+    assert "FileNotFoundError" in result and "agent's data" not in result
+    assert "bubblewrap" in py.tools()[0].spec.description
+    home = py.run_python("import os\nprint(sorted(os.listdir('/')))")
+    assert "'home'" not in home and "'root'" in home  # only what Python needs is there
+
+
+def test_sandbox_choice_and_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="unknown sandbox 'jail'"):
+        PythonExecutor(enabled=True, sandbox="jail")
+    problems = {"bwrap": "bwrap is not installed", "namespaces": "unshare is not installed"}
+    monkeypatch.setattr(_sandbox, "sandbox_problem", lambda kind: problems[kind])
+    with pytest.raises(ConfigError) as info:
+        PythonExecutor(enabled=True)
+    message = str(info.value)
+    assert "bwrap: bwrap is not installed; namespaces: unshare is not installed" in message
+    assert "apt install bubblewrap" in message and "sandbox='none'" in message
+    assert PythonExecutor(enabled=True, sandbox="none").sandbox == "none"
+    assert PythonExecutor().sandbox is None  # disabled: nothing is probed
+
+
+def test_namespaces_are_refused_to_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_sandbox, "_is_root", lambda: True)
+    _sandbox.sandbox_problem.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="root ignores the process limit"):
+            PythonExecutor(enabled=True, sandbox="namespaces")
+    finally:
+        _sandbox.sandbox_problem.cache_clear()
+
+
+def test_an_exit_code_is_never_taken_for_a_signal(py: PythonExecutor) -> None:
+    assert py.run_python("import sys\nsys.exit(137)") == "exit code 137 (no output)"
+    result = py.run_python("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)")
+    assert result == "stopped: it crashed (segmentation fault) (no output)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,33 @@ def test_attach_is_refused_even_with_writes(
         db.sql_query(sql.format(dir=tmp_path))
     assert not (tmp_path / "other.db").exists()
     assert not (tmp_path / "copy.db").exists()
+
+
+POINTER_LEAKS = [
+    "SELECT fts3_tokenizer('simple')",
+    "SELECT hex(FTS3_TOKENIZER('porter')) AS p",
+    "WITH t AS (SELECT fts3_tokenizer('simple') AS p) SELECT hex(p) FROM t",
+    "SELECT fts3_tokenizer('evil', x'4141414141414141')",
+    "SELECT load_extension('/tmp/evil.so')",
+]
+
+
+@pytest.mark.parametrize("sql", POINTER_LEAKS)
+@pytest.mark.parametrize("allow_writes", [False, True])
+def test_engine_internals_are_refused(db_path: Path, sql: str, allow_writes: bool) -> None:
+    # Without the tool's guard this SQLite hands out a pointer: the test can fail.
+    with closing(sqlite3.connect(db_path)) as raw:
+        pointer = raw.execute("SELECT hex(fts3_tokenizer('simple'))").fetchone()[0]
+    assert len(pointer) == 16
+    db = SqliteDatabase(db_path, allow_writes=allow_writes)
+    refused = r"SQL function (fts3_tokenizer|load_extension)\(\)"
+    with pytest.raises(ToolError, match=refused) as info:
+        db.sql_query(sql)
+    assert "not allowed" in str(info.value) and "Query the tables instead" in str(info.value)
+    # Ordinary functions still work beside the refused ones.
+    assert db.sql_query("SELECT upper(name) AS n FROM users ORDER BY id LIMIT 1") == (
+        "n\nANN\n(1 row)"
+    )
 
 
 def test_plain_vacuum_is_a_write(db_path: Path) -> None:

@@ -480,7 +480,8 @@ def add(a: int, b: int) -> int:
     \"\"\"Add two integers.\"\"\"
     return a + b
 
-turns = [Turn(call("add", a=i, b=1).respond, delay=0.3) for i in range(8)]
+# Slow enough that the monitor starts and pauses it long before it could finish.
+turns = [Turn(call("add", a=i, b=1).respond, delay=1.5) for i in range(8)]
 model = ScriptedModel([*turns, reply("done")])
 result = Agent(model, tools=[add], store=sys.argv[1], name="slow").run("count", run_id="child")
 sys.exit(result.exit_code)
@@ -504,14 +505,17 @@ async def test_steers_a_run_in_another_process(tmp_path: Path) -> None:
             await open_run(pilot, "child")
             await pilot.press("p")
             await wait_for(
-                pilot, lambda: "paused" in rendered(app, "#summary"), 10, "the child to pause"
+                pilot,
+                lambda: "paused" in rendered(app, "#summary"),
+                10,
+                f"the child to pause: {rendered(app, '#summary')[:300]!r}",
             )
             held = store.get_run("child").steps
             await pilot.pause(0.8)
             assert store.get_run("child").steps == held  # really paused
             await pilot.press("r")
             await wait_for(
-                pilot, lambda: "succeeded" in rendered(app, "#summary"), 20, "the child to finish"
+                pilot, lambda: "succeeded" in rendered(app, "#summary"), 40, "the child to finish"
             )
         assert child.wait(timeout=10) == 0
         applied = [

@@ -8,6 +8,8 @@
 - ``HttpFetch(allow_hosts=[...]).tools()``: ``http_fetch`` (GET), only to listed hosts.
 - ``PythonExecutor(enabled=True).tools()``: ``run_python`` in a child process with time
   and memory limits; off unless enabled, and not a security sandbox.
+- ``agentkit.tools.mcp.MCPClient``: the tools of an MCP server, over stdio or HTTP, that
+  you allow (a submodule, imported on its own: it needs the ``mcp`` extra).
 
 Every tool refuses bad input with ``agentkit.ToolError``, whose message the model sees,
 and sizes its output for a small model's context.

@@ -93,6 +93,11 @@ def calculator(expression: str) -> str:
     return format_number(result.value, exact=result.exact)
 
 
+# Arithmetic has one answer: a repeated calculation is never run again (see
+# Tool.deterministic); the model is asked for its answer instead.
+calculator.deterministic = True
+
+
 def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

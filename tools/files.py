@@ -7,6 +7,17 @@ refused unless the result is still inside the root. Files are then opened with
 followed either. Writes go to a temporary file in the same folder and are renamed over
 the target, so a reader never sees half a file.
 
+A hard link is a second name for a file, so one made inside the workspace to a file
+outside would read that file through a path that never leaves the root. A file with more
+than one link is therefore read (or searched) only when every one of its links is inside
+the workspace, found by device and inode in one bounded walk of the workspace; otherwise
+it is refused. Writes replace the file with a new one, so they never reach through a link.
+
+Regular expressions come from the model, and a pattern such as ``(a|aa)+$`` can take
+exponential time. They run on the ``regex`` engine with a time limit for the whole
+search, which also releases the GIL while it matches; a pattern past its limit is
+reported to the model with what to do instead.
+
 The boundary protects against a model's mistakes and against links that lead out; it
 is not a defence against another local process racing to swap folders for symlinks.
 """
@@ -15,11 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
 import stat
+import time
 from collections.abc import Iterator
 from typing import BinaryIO
+
+import regex as rx
 
 from agentkit import ConfigError, Tool, ToolError
 
@@ -34,6 +47,10 @@ MAX_FILE_BYTES = 20_000_000
 """Files larger than this are neither read nor searched."""
 _MAX_MATCH_CHARS = 200  # one search hit, as shown
 _MAX_SEARCHED_LINE = 4000  # longer lines are matched on their start only
+_MAX_PATH_CHARS = 4096  # PATH_MAX on Linux; longer ones cannot be opened anyway
+_MAX_NAME_BYTES = 255  # NAME_MAX on Linux, macOS and Windows
+_LINK_SCAN_LIMIT = 50_000
+"""Entries walked, at most, to find where the other hard links of a file are."""
 
 
 class Workspace:
@@ -52,6 +69,7 @@ class Workspace:
         max_read_chars: int = 6000,
         max_write_bytes: int = 1_000_000,
         max_results: int = 100,
+        search_timeout: float = 2.0,
     ) -> None:
         real = os.path.realpath(root)
         if not os.path.isdir(real):
@@ -60,14 +78,21 @@ class Workspace:
             )
         if read_only and allow_delete:
             raise ConfigError("a read_only workspace cannot allow_delete; choose one")
-        if min(max_read_chars, max_write_bytes, max_results) < 1:
-            raise ConfigError("workspace limits (max_read_chars, ...) must be positive")
+        if min(max_read_chars, max_write_bytes, max_results) < 1 or search_timeout <= 0:
+            raise ConfigError(
+                "workspace limits (max_read_chars, ..., search_timeout) must be positive"
+            )
         self.root = real
         self.read_only = read_only
         self.allow_delete = allow_delete
         self.max_read_chars = max_read_chars
         self.max_write_bytes = max_write_bytes
         self.max_results = max_results
+        self.search_timeout = search_timeout
+        try:
+            self._path_max = os.pathconf(real, "PC_PATH_MAX")
+        except (OSError, ValueError):  # no such limit here (Windows): the common one
+            self._path_max = 4096
 
     def __repr__(self) -> str:
         return f"Workspace({self.root!r}, read_only={self.read_only})"
@@ -155,20 +180,23 @@ class Workspace:
                 f"{self.max_write_bytes}. Split it into several files."
             )
         full = self._resolve(path)
+        shown = _clip(path)
         if full == self.root or os.path.isdir(full):
-            raise ToolError(f"{path!r} is a directory; give a file name inside it")
+            raise ToolError(f"{shown!r} is a directory; give a file name inside it")
         parent, name = os.path.split(full)
         try:
-            os.makedirs(parent, exist_ok=True)
+            _make_folders(self.root, parent)
         except (FileExistsError, NotADirectoryError) as exc:
             raise ToolError(
-                f"cannot create the folders for {path!r}: a file is in the way"
+                f"cannot create the folders for {shown!r}: a file is in the way"
             ) from exc
+        except OSError as exc:
+            raise ToolError(f"cannot create the folders for {shown!r}: {exc.strerror}") from exc
         existed = os.path.exists(full)
         try:
             _atomic_write(parent, name, data)
         except OSError as exc:  # permissions, a full disk, a name too long
-            raise ToolError(f"cannot write {path!r}: {exc.strerror or exc}") from exc
+            raise ToolError(f"cannot write {shown!r}: {exc.strerror or exc}") from exc
         rel = self._relative(full)
         return f"wrote {len(data)} bytes to {rel} ({'replaced' if existed else 'new file'})"
 
@@ -213,22 +241,23 @@ class Workspace:
         """
         if not query:
             raise ToolError("query is empty; give the text to look for")
-        flags = re.IGNORECASE if ignore_case else 0
+        flags = rx.VERSION0 | (rx.IGNORECASE if ignore_case else 0)
         try:
-            pattern = re.compile(query if regex else re.escape(query), flags)
-        except re.error as exc:
-            raise ToolError(f"invalid regular expression {query!r}: {exc}") from exc
+            pattern = rx.compile(query if regex else rx.escape(query), flags)
+        except (rx.error, RecursionError, OverflowError, ValueError) as exc:
+            raise ToolError(f"invalid regular expression {_clip(query)!r}: {exc}") from exc
         full = self._resolve(path)
         if os.path.isdir(full):
             files: Iterator[str] = self._walk_files(full)
         elif os.path.isfile(full):
             files = iter([full])
         else:
-            raise ToolError(f"no file or folder {path!r} in the workspace")
+            raise ToolError(f"no file or folder {_clip(path)!r} in the workspace")
+        search = _Search(pattern, regex, self.search_timeout, _LinkIndex(self.root))
         hits: list[str] = []
         for file in files:
-            for number, line in self._text_lines(file):
-                if pattern.search(line, 0, _MAX_SEARCHED_LINE):
+            for number, line in self._text_lines(file, search.links):
+                if search.matches(line, query, f"{self._relative(file)}:{number}"):
                     text = line.strip()
                     if len(text) > _MAX_MATCH_CHARS:
                         text = text[:_MAX_MATCH_CHARS] + "..."
@@ -238,8 +267,13 @@ class Workspace:
                             f"[stopped after {self.max_results} matches; narrow the query or path]"
                         )
                         return "\n".join(hits)
-        if not hits:
-            return f"no matches for {query!r} in {self._relative(full)}"
+        if search.links.skipped:
+            hits.append(
+                f"[{search.links.skipped} hard-linked file(s) skipped: their other links are "
+                "not all inside the workspace]"
+            )
+        if not hits or hits[0].startswith("["):
+            return "\n".join([f"no matches for {_clip(query)!r} in {self._relative(full)}", *hits])
         return "\n".join(hits)
 
     def delete_file(self, path: str) -> str:
@@ -255,21 +289,25 @@ class Workspace:
                 "with Workspace(root, allow_delete=True)"
             )
         # Delete the named entry itself: for a symlink, the link, never what it points at.
+        shown = _clip(path)
+        _check_length(path.strip(), shown)
         head, name = os.path.split(path.strip().rstrip("/"))
         if name in ("", ".", ".."):
-            raise ToolError(f"{path!r} does not name a file")
+            raise ToolError(f"{shown!r} does not name a file")
         parent = self._resolve(head or ".", shown=path)
         target = os.path.join(parent, name)
         try:
             mode = os.lstat(target).st_mode
         except FileNotFoundError as exc:
-            raise ToolError(f"no file {path!r} in the workspace") from exc
+            raise ToolError(f"no file {shown!r} in the workspace") from exc
+        except OSError as exc:
+            raise ToolError(f"cannot delete {shown!r}: {exc.strerror or exc}") from exc
         if stat.S_ISDIR(mode):
-            raise ToolError(f"{path!r} is a folder; delete_file deletes files only")
+            raise ToolError(f"{shown!r} is a folder; delete_file deletes files only")
         try:
             os.unlink(target)
         except OSError as exc:
-            raise ToolError(f"cannot delete {path!r}: {exc.strerror or exc}") from exc
+            raise ToolError(f"cannot delete {shown!r}: {exc.strerror or exc}") from exc
         return f"deleted {self._relative(target)}"
 
     # -- the boundary ------------------------------------------------------------------
@@ -277,15 +315,26 @@ class Workspace:
     def _resolve(self, path: str, *, shown: str | None = None) -> str:
         """The real absolute path for ``path``, or ToolError if it leaves the workspace."""
         cleaned = path.strip()
-        shown = path if shown is None else shown
+        shown = _clip(path if shown is None else shown)
         if "\x00" in cleaned:
             raise ToolError("the path contains a NUL character")
         if os.path.isabs(cleaned) or cleaned.startswith("~"):
             raise self._escape_error(shown, "absolute paths and ~ are not allowed")
-        full = os.path.realpath(os.path.join(self.root, cleaned or "."))
+        _check_length(cleaned, shown)
+        try:
+            full = os.path.realpath(os.path.join(self.root, cleaned or "."))
+        except (OSError, RecursionError) as exc:  # a very long chain of symlinks
+            raise ToolError(f"cannot resolve {shown!r}: it goes through too many links") from exc
         if os.path.commonpath([self.root, full]) != self.root:
             reason = "'..' leads out of it" if ".." in cleaned else "a symlink leads out of it"
             raise self._escape_error(shown, reason)
+        if len(os.fsencode(full)) >= self._path_max:
+            # Refused before anything is made: write_file would otherwise create folders
+            # until the system refused the next one.
+            raise ToolError(
+                f"the path {shown!r} is too long once inside the workspace folder "
+                f"(this system allows {self._path_max - 1} bytes); use a shorter path"
+            )
         return full
 
     def _escape_error(self, path: str, reason: str) -> ToolError:
@@ -308,14 +357,23 @@ class Workspace:
         try:
             fd = os.open(full, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
         except FileNotFoundError as exc:
-            raise ToolError(f"no file {shown!r} in the workspace; use list_files to look") from exc
+            raise ToolError(
+                f"no file {_clip(shown)!r} in the workspace; use list_files to look"
+            ) from exc
         except OSError as exc:
-            raise ToolError(f"cannot open {shown!r}: {exc.strerror}") from exc
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
+            raise ToolError(f"cannot open {_clip(shown)!r}: {exc.strerror}") from exc
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             os.close(fd)
-            kind = "a folder; use list_files" if stat.S_ISDIR(mode) else "not a regular file"
+            kind = "a folder; use list_files" if stat.S_ISDIR(st.st_mode) else "not a regular file"
             raise ToolError(f"{shown!r} is {kind}")
+        if not _LinkIndex(self.root).all_inside(st):
+            os.close(fd)
+            raise ToolError(
+                f"refused {shown!r}: it is a hard link, and not all of its links are inside "
+                "the workspace, so it may be a file from outside. The agent's author can copy "
+                "the file into the workspace instead of linking it."
+            )
         return os.fdopen(fd, "rb")
 
     # -- walking -----------------------------------------------------------------------
@@ -327,9 +385,8 @@ class Workspace:
             yield self._describe(entry.path, entry.name)
 
     def _walk(self, folder: str) -> Iterator[str]:
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames.sort()
-            for name in [*dirnames, *sorted(filenames)]:
+        for dirpath, dirnames, filenames in _walk_tree(folder):
+            for name in [*dirnames, *filenames]:
                 yield self._describe(os.path.join(dirpath, name), None)
             # Listed, but not entered: .git and friends would drown everything else.
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
@@ -347,16 +404,19 @@ class Workspace:
         return f"{shown} ({st.st_size} bytes)"
 
     def _walk_files(self, folder: str) -> Iterator[str]:
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
+        for dirpath, dirnames, filenames in _walk_tree(folder):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
                 yield os.path.join(dirpath, name)
 
-    def _text_lines(self, full: str) -> Iterator[tuple[int, str]]:
+    def _text_lines(self, full: str, links: _LinkIndex) -> Iterator[tuple[int, str]]:
         """Numbered lines of a regular text file; nothing for links, binaries, giants."""
         try:
             st = os.lstat(full)
             if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES:
+                return
+            if not links.all_inside(st):
+                links.skipped += 1
                 return
             fd = os.open(full, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
         except OSError:
@@ -366,6 +426,136 @@ class Workspace:
         if b"\x00" in data[:_BINARY_SNIFF]:
             return
         yield from enumerate(data.decode("utf-8", errors="replace").splitlines(), 1)
+
+
+class _Search:
+    """One search_files call: its pattern, the time it may take, and its link index."""
+
+    def __init__(
+        self, pattern: rx.Pattern[str], is_regex: bool, timeout: float, links: _LinkIndex
+    ) -> None:
+        self.pattern = pattern
+        self.is_regex = is_regex
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.links = links
+
+    def matches(self, line: str, query: str, where: str) -> bool:
+        """Whether ``line`` matches; ToolError once the search has used up its time."""
+        left = self.deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError
+            return self.pattern.search(line, 0, _MAX_SEARCHED_LINE, timeout=left) is not None
+        except TimeoutError as exc:
+            raise ToolError(self._too_slow(query, where)) from exc
+
+    def _too_slow(self, query: str, where: str) -> str:
+        said = f"the search for {_clip(query)!r} ran past its {self.timeout:g} s limit at {where}"
+        if not self.is_regex:
+            return f"{said} and was stopped; search a smaller folder or a single file"
+        return (
+            f"{said} and was stopped. A regular expression with nested or overlapping "
+            "repetition, such as (a+)+ or (a|aa)+, can take exponentially long: simplify it, "
+            "anchor it to fixed text, or search for plain text (regex=false)."
+        )
+
+
+class _LinkIndex:
+    """Where the hard links of files are: counted over the workspace on first need."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.skipped = 0
+        self._counts: dict[tuple[int, int], int] | None = None
+
+    def all_inside(self, st: os.stat_result) -> bool:
+        """Whether every link of the file ``st`` describes is inside the workspace."""
+        if st.st_nlink <= 1:
+            return True
+        if self._counts is None:
+            self._counts = self._count()
+        # Every link found inside, the file itself included: nothing of it is elsewhere.
+        # A walk cut short by the limit can only find fewer, so it errs towards refusing.
+        return self._counts.get((st.st_dev, st.st_ino), 0) >= st.st_nlink
+
+    def _count(self) -> dict[tuple[int, int], int]:
+        counts: dict[tuple[int, int], int] = {}
+        seen = 0
+        pending = [self.root]
+        while pending and seen < _LINK_SCAN_LIMIT:
+            try:
+                with os.scandir(pending.pop()) as it:
+                    entries = list(it)
+            except OSError:
+                continue
+            for entry in entries:
+                seen += 1
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        st = entry.stat(follow_symlinks=False)
+                        if st.st_nlink > 1:
+                            key = (st.st_dev, st.st_ino)
+                            counts[key] = counts.get(key, 0) + 1
+                except OSError:
+                    continue
+        return counts
+
+
+def _walk_tree(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk`` without recursion (a folder 2,000 levels deep is fine), sorted, top-down,
+    never following symlinks; folders it cannot read are skipped, as os.walk does."""
+    pending = [top]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        dirnames: list[str] = []
+        filenames: list[str] = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            (dirnames if is_dir else filenames).append(entry.name)
+        yield folder, dirnames, filenames
+        # Reversed onto the stack, so folders are visited in name order (as os.walk).
+        pending.extend(os.path.join(folder, d) for d in reversed(dirnames))
+
+
+def _check_length(path: str, shown: str) -> None:
+    if len(path) > _MAX_PATH_CHARS or any(
+        len(part.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES for part in path.split("/")
+    ):
+        raise ToolError(
+            f"the path {shown!r} is too long (at most {_MAX_PATH_CHARS} characters, "
+            f"{_MAX_NAME_BYTES} bytes per name); use a shorter path"
+        )
+
+
+def _make_folders(root: str, folder: str) -> None:
+    """``os.makedirs(folder, exist_ok=True)`` one level at a time, below ``root``, without
+    the recursion that a path of a thousand levels would exhaust."""
+    current = root
+    for part in os.path.relpath(folder, root).split(os.sep):
+        if part in ("", "."):
+            continue
+        current = os.path.join(current, part)
+        try:
+            os.mkdir(current)
+        except FileExistsError:
+            if not os.path.isdir(current):
+                raise
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    """A path or query short enough to quote in a message."""
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 3 :]}"
 
 
 def _atomic_write(folder: str, name: str, data: bytes) -> None:

@@ -5,7 +5,9 @@ opened with ``mode=ro``, and an authorizer (``Connection.set_authorizer``) admit
 reading actions, so a write is refused while the statement is still being prepared, with
 a message that says what was refused and how the author enables writes. ``ATTACH`` is
 refused even with writes on: it opens or creates any file on disk (``VACUUM INTO`` goes
-through it as well), and these tools are about one database.
+through it as well), and these tools are about one database. A few SQL functions are
+refused in every mode: ``fts3_tokenizer()`` hands out (and with two arguments installs) a
+raw C pointer, and ``load_extension()`` loads native code; neither is ever a query.
 
 Each call opens its own short-lived connection: tools run in worker threads, and sqlite3
 connections belong to the thread that made them.
@@ -69,6 +71,9 @@ _SETTING_PRAGMAS = frozenset(
         "max_page_count",
     }
 )
+# Functions no statement may call, writes or not: fts3_tokenizer('simple') returns the
+# address of a C struct (an ASLR leak) and its two-argument form installs one.
+_REFUSED_FUNCTIONS = frozenset({"fts3_tokenizer", "load_extension"})
 _ACTION_NAMES: dict[int, str] = {
     getattr(sqlite3, f"SQLITE_{name}"): name.replace("_", " ")
     for name in (
@@ -261,6 +266,9 @@ class SqliteDatabase:
         def check(
             action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None
         ) -> int:
+            if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _REFUSED_FUNCTIONS:
+                denied.append(f"FUNCTION {(arg2 or '').lower()}")
+                return sqlite3.SQLITE_DENY
             if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
                 # A plain VACUUM attaches a nameless temporary database: no file, no reach.
                 if self.allow_writes and action == sqlite3.SQLITE_ATTACH and not arg1:
@@ -327,6 +335,11 @@ class _Call:
     def _explain(self, exc: Exception) -> ToolError:
         if self.denied:
             what = self.denied[0]
+            if what.startswith("FUNCTION "):
+                return ToolError(
+                    f"the SQL function {what.split()[1]}() is not allowed in these tools; "
+                    "it exposes the database engine's internals. Query the tables instead."
+                )
             if what.startswith(("ATTACH", "DETACH")):
                 return ToolError(
                     f"{what} (also behind VACUUM INTO) is not allowed: this tool works on its "

@@ -12,20 +12,50 @@ from typing import Any
 
 from ..models._messages import ToolCall
 
-__all__ = ["StepObservation", "ToolCallLike", "canonical_arguments", "normalise_error"]
+__all__ = [
+    "StepObservation",
+    "ToolCallLike",
+    "canonical_arguments",
+    "normalise_error",
+    "normalise_result",
+    "normalise_same_call_error",
+]
 
 ToolCallLike = ToolCall | tuple[str, Mapping[str, Any]]
 """A call as the executor has it: a ToolCall, or a ``(name, arguments)`` pair."""
 
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
-_ERROR_IDS = (
+_UNITS = r"(?:ns|us|µs|ms|s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)"
+# Parts of a text that change between two runs of the very same call and say nothing
+# about its outcome: the clock, process and request ids, addresses, timings.
+_VOLATILE = (
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<id>"),
     (re.compile(r"\b0x[0-9a-f]+\b", re.I), "<addr>"),
     (re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{8,}\b", re.I), "<id>"),
-    # Timings, ports, pids and line numbers change between identical failures; small
-    # numbers are kept because they often name different things (file_1, file_2).
-    (re.compile(r"\b\d+\.\d+\b|\b\d{3,}\b"), "#"),
+    # ISO dates with a time, times of day, Unix timestamps in seconds or milliseconds.
+    (
+        re.compile(
+            r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?"
+            r"(?:Z|[+-]\d{2}:?\d{2}|\b)"
+        ),
+        "<time>",
+    ),
+    (re.compile(r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b"), "<time>"),
+    (re.compile(r"\b1\d{9}(?:\d{3})?(?:\.\d+)?\b"), "<time>"),
+    # Measured durations (0.53 s, 120 ms); whole seconds and minutes stay, since a
+    # countdown ("ETA 3 min") or a sleep ("slept 5 s") is content.
+    (re.compile(rf"\b\d+\.\d+\s?{_UNITS}\b|\b\d+\s?(?:ns|us|µs|ms)\b"), "<took>"),
+    (re.compile(r"\b(pid|tid|thread|process)([ =:#]+)\d+\b", re.I), r"\1\2#"),
 )
+# Labelled ids in results: "created ticket #42", "order id 1183", "request_id=77".
+_RESULT_IDS = re.compile(r"(#|\b(?:[a-z0-9]+[_-])?id\b[ =:#]*)\d+\b", re.I)
+# Numbers that say where in a text an error is: different places, different errors.
+_POSITION = re.compile(
+    r"(?:\b(?:line|lines|ln|col|column|row|pos|position|offset|char|character|byte)s?"
+    r"[ =:#]*|\.\w{1,8}:|\d:)$",
+    re.I,
+)
+_ANY_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -83,8 +113,30 @@ def _canonical_value(value: Any) -> Any:
     return str(value)
 
 
-def normalise_error(text: str) -> str:
-    """Error text with ids, addresses, timings and long numbers blanked, whitespace collapsed."""
-    for pattern, replacement in _ERROR_IDS:
+def _volatile(text: str) -> str:
+    for pattern, replacement in _VOLATILE:
         text = pattern.sub(replacement, text)
-    return " ".join(text.split())
+    return text
+
+
+def normalise_error(text: str) -> str:
+    """Error text with ids, addresses, clock times, timings and pids blanked, whitespace
+    collapsed. Other numbers stay: "line 12" and "line 913" are different errors."""
+    return " ".join(_volatile(text).split())
+
+
+def normalise_result(text: str) -> str:
+    """A tool result as the step detectors compare it: whitespace collapsed and what the
+    same call would change anyway (clock times, uuids, labelled ids like "#42") blanked."""
+    return " ".join(_RESULT_IDS.sub(r"\1<n>", _volatile(text)).split())
+
+
+def normalise_same_call_error(text: str) -> str:
+    """An error as compared between runs of one identical call: every number blanked (a
+    retry counter, "attempt 3 of 5") except those that say where it is (line, column)."""
+
+    def blank(match: re.Match[str]) -> str:
+        before = match.string[max(0, match.start() - 12) : match.start()]
+        return match.group(0) if _POSITION.search(before) else "#"
+
+    return _ANY_NUMBER.sub(blank, normalise_error(text))

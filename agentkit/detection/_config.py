@@ -79,6 +79,10 @@ class DetectorConfig(BaseModel):
     stream_fenced_min_repeats: int = Field(default=30, ge=2)
     """The same inside ``` fences and markdown tables, where repetition is normal."""
     stream_fenced_min_span: int = Field(default=600, ge=2)
+    stream_rule_min_span: int = Field(default=2000, ge=2)
+    """A repetition made only of separator characters (a row of dashes, equals signs or
+    box lines, repeated) trips only once it covers this many characters: rules and
+    dividers repeat by nature, and a divider of a few hundred dashes is still a divider."""
     stream_line_window: int = Field(default=10, ge=2)
     """Recent prose lines compared; tripped when they hold too few distinct lines."""
     stream_numbered_line_window: int = Field(default=20, ge=2)

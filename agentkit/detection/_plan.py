@@ -18,7 +18,9 @@ from ._config import Strike, format_steps
 __all__ = ["Action", "ResampleSettings", "Response", "ResponsePlan", "diagnosis", "respond"]
 
 
-Response = Literal["nudge", "resample", "escalate", "stop"]
+Response = Literal["answer_now", "nudge", "resample", "escalate", "stop"]
+"""The graded responses: ask for the answer with tools off for one turn, nudge the model
+with a note, resample the next turn hotter, escalate it to a larger model, stop the run."""
 
 
 class ResampleSettings(BaseModel):
@@ -39,11 +41,12 @@ class ResampleSettings(BaseModel):
 
 
 class ResponsePlan(BaseModel):
-    """What to do about the n-th strike of a run: nudge, resample, escalate, then stop."""
+    """What to do about the n-th strike of a run: by default ask for the answer with tools
+    off, then resample, then escalate, then stop."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    sequence: tuple[Response, ...] = ("nudge", "resample", "escalate", "stop")
+    sequence: tuple[Response, ...] = ("answer_now", "resample", "escalate", "stop")
     """Response to the 1st, 2nd, ... strike; the last one repeats for any later strike."""
     resample: ResampleSettings = Field(default_factory=ResampleSettings)
 

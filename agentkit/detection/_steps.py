@@ -6,11 +6,20 @@ their results, its text) and returns the strikes that step earned. It keeps only
 
 What counts as a repeat is decided on canonical calls: argument keys sorted, single-line
 strings trimmed and whitespace-collapsed, 1 == 1.0 == "1", volatile fields ("thought",
-"progress", ...) dropped. Results are part of most comparisons, which is what keeps
-legitimate repetition quiet: polling a job whose status changes, re-reading a file after
-writing it, or the same tool over many files never look like a loop. Repeats of a call
-are counted only since the run last learned something else (a new action or result from
-another call), so a wait between two polls that bring news is not a repeated wait.
+"progress", ..., and each tool's declared ``volatile_args``) dropped. Results are part of
+most comparisons, which is what keeps legitimate repetition quiet: polling a job whose
+status changes, re-reading a file after writing it, or the same tool over many files
+never look like a loop. Results are compared without what would change between two runs
+of the very same call anyway (clock times, uuids, labelled ids, timings), so a call
+whose answer only carries a new timestamp is not news. Repeats of a call are counted
+only since the run last learned something else (a new action or result from another
+call), so a wait between two polls that bring news is not a repeated wait.
+
+Errors: the same tool failing with the same error (ids, times and timings aside) counts
+across calls; an error that differs in a line or column number is another error. One
+identical call failing again and again counts even when its message carries a counter
+("attempt 3 of 5"), because every number but a position is ignored between runs of it.
+A reply repeated is counted only since the last tool result that brought something new.
 
 Each step yields at most one strike per repeated call, the most specific one:
 cycle > same_error > same_result > same_call; then near_duplicate_message and
@@ -29,6 +38,8 @@ from ._canonical import (
     ToolCallLike,
     canonical_arguments,
     normalise_error,
+    normalise_result,
+    normalise_same_call_error,
 )
 from ._config import DETECTORS, DetectorConfig, Strike, clip
 
@@ -61,6 +72,9 @@ class _Call:
     result_text: str
     error: str | None
     """Digest of the normalised error text, for results marked as errors."""
+    same_call_error: str | None = None
+    """Digest of the error with every number but positions blanked, for comparing runs of
+    this very call (a retry counter in the message does not make it a new error)."""
 
     @property
     def marks(self) -> tuple[str, ...]:
@@ -189,14 +203,17 @@ class LoopDetector:
             volatile = c.volatile_fields | (override.volatile_fields if override else frozenset())
             key = f"{name}({canonical_arguments(arguments, volatile)})"
             text, is_error = obs.results[i] if i < len(obs.results) else (None, False)
-            result = None if text is None else _digest(" ".join(text.split()))
+            failed = bool(is_error and text)
             calls.append(
                 _Call(
                     name=name,
                     key=key,
-                    result=result,
+                    result=None if text is None else _digest(normalise_result(text)),
                     result_text=text or "",
-                    error=_digest(normalise_error(text)) if is_error and text else None,
+                    error=_digest(normalise_error(text or "")) if failed else None,
+                    same_call_error=(
+                        _digest(normalise_same_call_error(text or "")) if failed else None
+                    ),
                 )
             )
         if exempt_involved and not calls:
@@ -302,7 +319,8 @@ class LoopDetector:
             s.index
             for s in self._history
             for o in s.calls
-            if o.name == call.name and o.error == call.error
+            if (o.name == call.name and o.error == call.error)
+            or (o.key == call.key and o.same_call_error == call.same_call_error)
         ]
         n = len(steps)
         if n < self.config.same_error_threshold:
@@ -361,12 +379,14 @@ class LoopDetector:
         if step.shingles is None:
             return None
         c = self.config
-        similar = [
-            s.index
-            for s in list(self._history)[:-1]
-            if s.shingles is not None
-            and _jaccard(s.shingles, step.shingles) >= c.near_duplicate_similarity
-        ]
+        similar: list[int] = []
+        for s in list(self._history)[-2::-1]:
+            if s.calls and s.new_marks:
+                break  # a tool brought news since: the same words may be the right ones
+            if s.shingles is not None and (
+                _jaccard(s.shingles, step.shingles) >= c.near_duplicate_similarity
+            ):
+                similar.insert(0, s.index)
         n = len(similar) + 1
         if n < c.near_duplicate_threshold:
             return None

@@ -16,7 +16,8 @@ the text has clearly looped. Three cheap checks, each looking only at recent tex
 Code (``` fences, lines indented by 4 spaces or a tab) and markdown tables repeat by
 nature, so there only the period and line checks run, comparing lines exactly and with
 much higher thresholds: a line repeated 30 times still trips, twenty similar lines of
-code do not.
+code do not. Separators (rows of dashes, equals signs, box-drawing lines) repeat by
+nature too: a repetition made only of them trips only past ``stream_rule_min_span``.
 
 Cost: every piece is appended to a bounded tail and split into lines and words (O(piece));
 the period check runs every ``stream_check_every`` characters and costs a few ``rfind``
@@ -46,6 +47,8 @@ _FENCE = ("```", "~~~")
 _LIST_MARKER = re.compile(r"^(?:(?:[-*+•>]|\d{1,4}[.)]|#{1,6}|\[[ xX]\])\s+)+")
 _PUNCT = "\"'`.,;:!?()[]{}<>*_-|"
 _NUMBER = re.compile(r"\b\d+\b")
+# What rules and dividers are drawn with: ASCII separators and the box-drawing block.
+_RULE_CHARS = frozenset("-=_*~+#|:") | frozenset(map(chr, range(0x2500, 0x2580)))
 _SENTENCE_WORDS = 3
 """Alphabetic words a line needs before its standalone numbers are ignored: "Step 4: read
 the file." loops with a counter, while "- file_4.txt" or a JSON data row differ by it."""
@@ -105,6 +108,7 @@ class StreamDetector:
         longest = max(
             c.stream_min_span,
             c.stream_fenced_min_span,
+            c.stream_rule_min_span,
             c.stream_max_period * max(c.stream_min_repeats, c.stream_fenced_min_repeats),
         )
         self._keep = longest + _KEY
@@ -278,6 +282,8 @@ class StreamDetector:
                 return None
             period = n - _KEY - at
             need = max(min_span, min_repeats * period)
+            if _is_rule(tail[n - period :]):
+                need = max(need, c.stream_rule_min_span)
             # Cheap one-period test first; the full comparison copies ``need`` characters.
             if (
                 need <= n
@@ -349,6 +355,13 @@ def _blank_counters(words: list[str]) -> list[str]:
     if sum(1 for w in words if w.strip(_PUNCT).isalpha()) < _SENTENCE_WORDS:
         return words
     return [_NUMBER.sub("0", w) for w in words]
+
+
+def _is_rule(unit: str) -> bool:
+    """Whether a repeating unit is drawn only with separator characters (and spaces)."""
+    return any(ch in _RULE_CHARS for ch in unit) and all(
+        ch in _RULE_CHARS or ch.isspace() for ch in unit
+    )
 
 
 def _structured_line(line: str) -> bool:

@@ -78,9 +78,10 @@ class ModelLadder:
             raise ConfigError("self_consistency must be at least 1")
         self._tiers = [_Tier(t, None if isinstance(t, str) else t) for t in self.tiers]
         if any(isinstance(t, str) for t in self.tiers) and self.loader is None:
-            from ..models._registry import get_model
+            # Catalog names and .gguf paths load in process, "http://...#model" remotely.
+            from ..models._registry import load_tier
 
-            self.loader = get_model
+            self.loader = load_tier
 
     def __len__(self) -> int:
         return len(self._tiers)
@@ -164,6 +165,8 @@ class ModelLadder:
         model = t.model
         if model is not None:
             return int(getattr(model, "memory_bytes", model.parameters))
+        if _is_url(str(t.source)):
+            return 0  # a remote tier's weights take no memory here
         size = _file_size_of(str(t.source))
         if size:
             return size
@@ -222,8 +225,17 @@ def _file_size_of(name_or_path: str) -> int:
         return 0
 
 
+def _is_url(spec: str) -> bool:
+    return spec.strip().lower().startswith(("http://", "https://"))
+
+
 def _parameters_of(name_or_path: str) -> int:
     from ..models._catalog import list_models
+
+    if _is_url(name_or_path):  # "http://host:port/v1#model": what the model name says
+        from ..models._openai import parse_remote_spec, spec_parameters
+
+        return spec_parameters(parse_remote_spec(name_or_path)[1])
 
     for entry in list_models():
         if entry.name == name_or_path:

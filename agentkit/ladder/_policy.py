@@ -14,11 +14,16 @@ and comes back down after success; a custom policy can wrap it:
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
+from .._errors import ConfigError
 from ..models._messages import ModelResponse, TokenLogprob
 
 __all__ = [
@@ -107,6 +112,10 @@ class DefaultPolicy:
     """Escalate one tier on any trouble signal; drop back to the base after success."""
 
     low_confidence: float = 0.35
+    """Escalate a turn whose decision confidence is below this."""
+    answer_confidence: float | None = None
+    """Escalate a final answer (a turn without calls) whose confidence is below this;
+    None uses ``low_confidence`` for answers too."""
     tool_error_streak: int = 2
     base_tier: int = 0
     expect_tool_use: bool = True
@@ -114,6 +123,31 @@ class DefaultPolicy:
     give_up_after: int = 2
     """After this many escalations away from a tier, later steps of the run start above
     it: a tier that keeps failing this task is not worth trying first again."""
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> DefaultPolicy:
+        """A policy saved by ``to_file`` (``bench/calibrate.py`` fits one on recorded runs).
+
+        The file may hold other sections; the policy's is ``"policy"`` (or the whole file).
+        """
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read a ladder policy from {path}: {exc}") from exc
+        fields_ = data.get("policy", data) if isinstance(data, dict) else None
+        known = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(fields_, dict) or set(fields_) - known:
+            unknown = sorted(set(fields_) - known) if isinstance(fields_, dict) else []
+            raise ConfigError(
+                f"{path} is not a ladder policy"
+                + (f": unknown fields {unknown}; known: {sorted(known)}" if unknown else "")
+            )
+        return cls(**fields_)
+
+    def to_file(self, path: str | os.PathLike[str], **extra: object) -> None:
+        """Save the thresholds (and ``extra`` sections, such as how they were fitted)."""
+        payload = {"policy": dataclasses.asdict(self), **extra}
+        Path(path).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
     def review(self, review: StepReview, tiers: int) -> str | None:
         """Why this turn should be redone one tier up, or None to accept it."""
@@ -136,8 +170,12 @@ class DefaultPolicy:
             and not review.tools_used_before
         ):
             return "answered without using any of the tools offered"
-        if review.confidence is not None and review.confidence < self.low_confidence:
-            return f"low decision confidence {review.confidence:.2f} < {self.low_confidence:.2f}"
+        limit = self.low_confidence
+        if not review.has_tool_calls and self.answer_confidence is not None:
+            limit = self.answer_confidence
+        if review.confidence is not None and review.confidence < limit:
+            what = "answer" if not review.has_tool_calls else "decision"
+            return f"low {what} confidence {format_below(review.confidence, limit)}"
         return None
 
     def choose(self, signals: StepSignals, tiers: int) -> TierDecision:
@@ -153,7 +191,7 @@ class DefaultPolicy:
             reasons.append("the repetition detector asked for a larger model")
         if signals.confidence is not None and signals.confidence < self.low_confidence:
             reasons.append(
-                f"low decision confidence {signals.confidence:.2f} < {self.low_confidence:.2f}"
+                f"low decision confidence {format_below(signals.confidence, self.low_confidence)}"
             )
         if signals.tool_error_streak >= self.tool_error_streak:
             reasons.append(f"{signals.tool_error_streak} tool errors in a row")
@@ -177,6 +215,15 @@ class DefaultPolicy:
         if gave_up:
             return TierDecision(floor, f"tiers below {floor} failed repeatedly in this run")
         return TierDecision(floor, "default: cheapest tier")
+
+
+def format_below(value: float, limit: float) -> str:
+    """``value < limit`` with enough digits that the two differ on the page."""
+    for digits in range(2, 7):
+        a, b = f"{value:.{digits}f}", f"{limit:.{digits}f}"
+        if a != b:
+            return f"{a} < {b}"
+    return f"{value!r} < {limit!r}"
 
 
 def decision_confidence(response: ModelResponse) -> float | None:

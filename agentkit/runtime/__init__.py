@@ -19,6 +19,7 @@ from ._graph import (
 )
 from ._recorder import EventCallback
 from ._result import RunResult, RunTotals, StepRecord
+from ._schema_tools import schema_tool
 from ._tools import Tool, ToolArgumentsError, tool, trim
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "ToolArgumentsError",
     "ToolNode",
     "run_sync",
+    "schema_tool",
     "tool",
     "trim",
 ]

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from .._errors import ConfigError
 from ..detection._config import DetectorConfig
 from ..detection._plan import ResponsePlan
 from ..events import Event
+from ..filters._base import Filter, FilterFunction
 from ..ladder._ladder import ModelLadder
 from ..models._messages import Message
-from ..models._protocol import ChatModel, Sampling
-from ..store._sqlite import RunStore
+from ..models._protocol import ChatModel, Sampling, ToolChoice
+from ..store._open import StoreSpec, is_store, open_store
+from ..store._protocol import Store
 from ._executor import Runner
 from ._graph import END, AgentState, CompiledGraph, Graph, ModelNode, ToolNode
+from ._many import ManyExecutor, ResultCallback, run_many_async
 from ._recorder import EventCallback
 from ._result import RunResult
 from ._tools import Tool
@@ -39,12 +40,6 @@ def _resolve_model(model: ModelSpec) -> ChatModel | ModelLadder:
     return model
 
 
-def _open_store(store: RunStore | str | os.PathLike[str] | None) -> RunStore:
-    if isinstance(store, RunStore):
-        return store
-    return RunStore(Path(store) if store is not None else None)
-
-
 def route_after_model(state: AgentState) -> str:
     """Tools when the last assistant turn called any, otherwise the end."""
     last = state.messages[-1] if state.messages else None
@@ -55,7 +50,8 @@ class Agent(Generic[S]):
     """A model with tools and a system prompt, looping until it gives a final answer.
 
     ``model`` is a ChatModel, a ModelLadder, a catalog name or GGUF path, or a list of
-    them (cheapest first) for a ladder.
+    them (cheapest first) for a ladder. ``filters`` check the task, tool results,
+    tool calls and the answer, in order (see agentkit.filters).
     """
 
     def __init__(
@@ -66,18 +62,27 @@ class Agent(Generic[S]):
         system_prompt: str | None = None,
         name: str = "agent",
         max_steps: int = 20,
+        max_seconds: float | None = None,
         sampling: Sampling | None = None,
         state_type: type[S] = AgentState,  # type: ignore[assignment]
-        store: RunStore | str | os.PathLike[str] | None = None,
+        store: StoreSpec = None,
         detectors: DetectorConfig | None = None,
         responses: ResponsePlan | None = None,
         argument_retries: int = 2,
+        tool_choice: ToolChoice | None = None,
+        answer_now: bool = True,
         app: str | None = None,
+        filters: Sequence[Filter | FilterFunction] = (),
     ) -> None:
         self.name = name
         self.state_type = state_type
         graph: Graph[S] = Graph(
-            state_type, name=name, model=_resolve_model(model), max_steps=max_steps
+            state_type,
+            name=name,
+            model=_resolve_model(model),
+            max_steps=max_steps,
+            max_seconds=max_seconds,
+            filters=filters,
         )
         graph.add_node(
             "model",
@@ -86,6 +91,8 @@ class Agent(Generic[S]):
                 system_prompt=system_prompt,
                 sampling=sampling or Sampling(),
                 argument_retries=argument_retries,
+                tool_choice=tool_choice or ToolChoice(),
+                answer_now=answer_now,
             ),
         )
         graph.add_node("tools", ToolNode(tools=tools))
@@ -93,15 +100,17 @@ class Agent(Generic[S]):
         graph.add_edge("tools", "model")
         self.graph: CompiledGraph[S] = graph.build()
         self._store_arg = store
-        self._store: RunStore | None = store if isinstance(store, RunStore) else None
+        self._store: Store | None = store if is_store(store) else None
         self.detectors = detectors
         self.responses = responses
         self.app = app
 
     @property
-    def store(self) -> RunStore:
+    def store(self) -> Store:
+        """The run store, opened on first use from ``store=`` (a path, a ``postgresql://``
+        URL or a store; default ``$AGENTKIT_DB``), see ``agentkit.store.open_store``."""
         if self._store is None:
-            self._store = _open_store(self._store_arg)
+            self._store = open_store(self._store_arg)
         return self._store
 
     def runner(self) -> Runner[S]:
@@ -128,6 +137,56 @@ class Agent(Generic[S]):
     ) -> RunResult[S]:
         """Run to the end and return how it went (never raises for model mistakes)."""
         return run_sync(self.arun(task, run_id=run_id, on_event=on_event))
+
+    async def arun_many(
+        self,
+        tasks: Sequence[str],
+        *,
+        concurrency: int = 8,
+        run_ids: Sequence[str] | None = None,
+        on_result: ResultCallback | None = None,
+        on_event: EventCallback | None = None,
+        executor: ManyExecutor | None = None,
+    ) -> list[RunResult[S]]:
+        """Run every task, ``concurrency`` at a time; see ``run_many``."""
+        return await run_many_async(
+            self,
+            tasks,
+            concurrency=concurrency,
+            run_ids=run_ids,
+            on_result=on_result,
+            on_event=on_event,
+            executor=executor,
+        )
+
+    def run_many(
+        self,
+        tasks: Sequence[str],
+        *,
+        concurrency: int = 8,
+        run_ids: Sequence[str] | None = None,
+        on_result: ResultCallback | None = None,
+        on_event: EventCallback | None = None,
+        executor: ManyExecutor | None = None,
+    ) -> list[RunResult[S]]:
+        """Run every task, ``concurrency`` runs at a time; the results in task order.
+
+        Every run is written to the store. Runs on one loaded model are decoded together
+        (its scheduler batches their model calls). A run that fails, for whatever
+        reason, is a ``failed`` result carrying the error; the others go on.
+        ``on_result(index, result)`` is called as each run ends; ``executor`` decides
+        where runs execute (default: this process).
+        """
+        return run_sync(
+            self.arun_many(
+                tasks,
+                concurrency=concurrency,
+                run_ids=run_ids,
+                on_result=on_result,
+                on_event=on_event,
+                executor=executor,
+            )
+        )
 
     async def aresume(self, run_id: str, *, on_event: EventCallback | None = None) -> RunResult[S]:
         return await self.runner().aresume(run_id, on_event=on_event)

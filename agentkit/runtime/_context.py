@@ -9,6 +9,7 @@ these four plus the user's state, so a killed run resumes with all of them.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,12 @@ class RunContext:
     totals: RunTotals
     replay: dict[str, tuple[str, bool]] = field(default_factory=dict)
     """Results of tool calls that finished before a resume, by call id."""
+    unfinished: set[str] = field(default_factory=set)
+    """Tool calls that started but never finished before a resume: outcome unknown."""
+    cancel: threading.Event = field(default_factory=threading.Event)
+    """Set to stop the model call in progress (an abort, the wall-clock limit)."""
+    partial: list[str] = field(default_factory=list)
+    """The text the model call in progress has produced so far."""
 
     @property
     def step(self) -> int:

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -29,7 +29,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from .._errors import AgentkitError, ResumeError, ScriptError
+from .._errors import AgentkitError, LeaseLostError, ResumeError, RunError, ScriptError
 from ..detection._config import DetectorConfig
 from ..detection._plan import ResponsePlan
 from ..events import (
@@ -43,16 +43,21 @@ from ..events import (
     StepStarted,
 )
 from ..ladder._controller import TierController
+from ..models._markup import looks_like_markup
 from ..models._messages import Message
+from ..store._open import open_store
+from ..store._protocol import Store
 from ..store._rows import StepRow
-from ..store._sqlite import RunStore
 from ._context import Position, RunContext, Settings, restore_parts
+from ._filtering import screen_task, stopped
 from ._graph import END, CompiledGraph, FunctionNode, ModelNode, Node, ToolNode
 from ._model_step import run_model_step
 from ._recorder import EventCallback, Recorder
 from ._result import RunResult, RunTotals, StepRecord
 from ._strikes import StrikeBook
 from ._tool_step import run_tool_step
+from ._tools import with_volatile_args
+from ._watch import StepInterrupted, watched
 
 __all__ = ["EventCallback", "Runner"]
 
@@ -71,16 +76,17 @@ class Runner(Generic[S]):
         self,
         graph: CompiledGraph[S],
         *,
-        store: RunStore | None = None,
+        store: Store | None = None,
         detectors: DetectorConfig | None = None,
         responses: ResponsePlan | None = None,
         wind_down_steps: int = 2,
         app: str | None = None,
     ) -> None:
         self.graph = graph
-        self.store = store if store is not None else RunStore()
+        self.store = store if store is not None else open_store()
+        tools = [t for node in graph.nodes.values() for t in getattr(node, "tool_list", ())]
         self.settings = Settings(
-            detectors=detectors or DetectorConfig(),
+            detectors=with_volatile_args(detectors or DetectorConfig(), tools),
             responses=responses or ResponsePlan(),
             wind_down_steps=wind_down_steps,
         )
@@ -97,17 +103,22 @@ class Runner(Generic[S]):
         on_event: EventCallback | None = None,
     ) -> RunResult[S]:
         run_id = run_id or uuid.uuid4().hex[:12]
+        ctx = self._context(run_id, on_event, Position(node=self.graph.entry))
+        screened = await screen_task(ctx, task, state)  # input filters, before any record
+        task, state = screened.task, screened.state
         config = {
             "initial_state": state.model_dump(mode="json"),
             "app": self.app,
             "max_steps": self.graph.max_steps,
         }
-        ctx = self._context(run_id, on_event, Position(node=self.graph.entry))
         ctx.recorder.run_started(
             RunStarted(run_id=run_id, name=self.graph.name, task=task),
             graph=self.graph.describe(),
             config=config,
         )
+        screened.record(ctx)
+        if screened.stop is not None:
+            return stopped(ctx, state, screened.stop)
         return await self._loop(ctx, state)
 
     async def aresume(self, run_id: str, *, on_event: EventCallback | None = None) -> RunResult[S]:
@@ -125,21 +136,39 @@ class Runner(Generic[S]):
                 "with; resume it with the same agent definition",
                 run_id=row.id,
             )
-        last = self.store.last_step(row.id)
-        if last is None:
-            state = self.graph.state_type.model_validate(row.config["initial_state"])
-            ctx = self._context(row.id, on_event, Position(node=self.graph.entry))
-        else:
+        recorder = Recorder(self.store, row.id, on_event)
+        recorder.claim()  # before anything is read for running: one executor per run
+        state, ctx = self._restore(row.id, row.config, recorder)
+        ctx.replay = recorder.completed_calls()
+        ctx.unfinished = recorder.unfinished_calls()
+        recorder.run_resumed(RunStarted(run_id=row.id, name=row.name, task=row.task, resumed=True))
+        return await self._loop(ctx, state)
+
+    def _restore(
+        self, run_id: str, config: dict[str, Any], recorder: Recorder
+    ) -> tuple[S, RunContext]:
+        """The state and the run's parts as of its last checkpoint (ResumeError if the
+        store holds something this graph cannot read)."""
+        last = self.store.last_step(run_id)
+        try:
+            if last is None:
+                state = self.graph.state_type.model_validate(config["initial_state"])
+                return state, self._context(
+                    run_id, None, Position(node=self.graph.entry), recorder=recorder
+                )
             checkpoint = json.loads(last.state_json)
             state = self.graph.state_type.model_validate(checkpoint["state"])
             position, tiers, strikes, totals = restore_parts(checkpoint, self.settings)
-            position.node = last.next_node or END
-            ctx = self._context(row.id, on_event, position, tiers, strikes, totals)
-        ctx.replay = ctx.recorder.completed_calls()
-        ctx.recorder.run_resumed(
-            RunStarted(run_id=row.id, name=row.name, task=row.task, resumed=True)
+        except (KeyError, TypeError, ValueError) as exc:  # ValidationError is a ValueError
+            raise ResumeError(
+                f"its stored state cannot be read as {self.graph.state_type.__name__} ({exc}); "
+                "it was written by another graph or another version of this one",
+                run_id=run_id,
+            ) from exc
+        position.node = last.next_node or END
+        return state, self._context(
+            run_id, None, position, tiers, strikes, totals, recorder=recorder
         )
-        return await self._loop(ctx, state)
 
     async def astream(self, task: str, state: S) -> AsyncIterator[Event]:
         """Run and yield each event as it happens; the last one is RunFinished."""
@@ -160,11 +189,13 @@ class Runner(Generic[S]):
         tiers: TierController | None = None,
         strikes: StrikeBook | None = None,
         totals: RunTotals | None = None,
+        *,
+        recorder: Recorder | None = None,
     ) -> RunContext:
         return RunContext(
             run_id=run_id,
             graph=self.graph,
-            recorder=Recorder(self.store, run_id, on_event),
+            recorder=recorder or Recorder(self.store, run_id, on_event),
             settings=self.settings,
             position=position,
             tiers=tiers or TierController(),
@@ -174,6 +205,8 @@ class Runner(Generic[S]):
 
     async def _loop(self, ctx: RunContext, state: S) -> RunResult[S]:
         started = time.perf_counter()
+        limit = self.graph.max_seconds
+        deadline = time.monotonic() + limit if limit is not None else None
         pos = ctx.position
         status, diagnosis, error = "succeeded", None, None
         try:
@@ -182,13 +215,21 @@ class Runner(Generic[S]):
                 if self.graph.max_steps is not None and pos.step >= self.graph.max_steps:
                     status = "budget_exhausted"
                     break
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise StepInterrupted("timed_out")
                 pos.step += 1
-                state, diagnosis = await self._run_step(ctx, state)
+                state, diagnosis = await watched(ctx, self._run_step(ctx, state), deadline)
                 if diagnosis is not None:
                     status = "stopped"
                     break
         except _Aborted:
             status = "aborted"
+        except StepInterrupted as exc:
+            status = exc.status
+            if status == "timed_out":
+                error = f"the run reached its limit of {limit:g} s (max_seconds)"
+        except LeaseLostError:
+            raise  # the run belongs to another executor now: write nothing more
         except ScriptError:
             self._finish(ctx, "failed", None, "scripted model error", None)
             raise
@@ -198,8 +239,12 @@ class Runner(Generic[S]):
             self._finish(ctx, "failed", None, f"{type(exc).__name__}: {exc}", None)
             raise
         answer = _answer(state, status)
+        if status == "timed_out" and "".join(ctx.partial).strip():
+            answer = "(partial) " + "".join(ctx.partial).strip()[:500]
         if status == "succeeded" and _ended_empty(state):
             status, error = "failed", "the model's final reply was empty"
+        elif status == "succeeded" and answer and looks_like_markup(answer):
+            status, error = "failed", "the final answer is tool-call markup, not an answer"
         self._finish(ctx, status, answer, error, diagnosis)
         return RunResult.from_totals(
             ctx.totals,
@@ -333,19 +378,39 @@ def _note_retry(ctx: RunContext, name: str, attempt: int, error: BaseException |
 
 async def _function_step(ctx: RunContext, state: BaseModel, node: FunctionNode) -> StepRecord:
     ctx.recorder.flush()  # the held StepStarted, visible while a slow function runs
+    # An exception of the author's function is a bug in the program: the run is recorded
+    # as failed and the exception raised (the retry policy handles transient ones).
     result = node.fn(state)
     if asyncio.iscoroutine(result):
         result = await result
-    if isinstance(result, BaseModel):
-        state = result
-    elif isinstance(result, dict):
-        state = state.model_copy(update=result)
-    elif result is not None:
-        raise TypeError(
-            f"node function returned {type(result).__name__}; return the new "
-            "state, a dict of updates, or None"
+    return StepRecord(state=_updated(state, result, ctx.position.node))
+
+
+def _updated(state: BaseModel, result: object, name: str) -> BaseModel:
+    """The state after a function node, checked against the state's own type."""
+    kind = type(state)
+    if result is None:
+        return state
+    if isinstance(result, BaseModel) and not isinstance(result, kind):
+        raise RunError(
+            f"node {name!r} returned a {type(result).__name__}; return a {kind.__name__}, "
+            "a dict of updates, or None"
         )
-    return StepRecord(state=state)
+    if not isinstance(result, (BaseModel, dict)):
+        raise RunError(
+            f"node {name!r} returned {type(result).__name__}; return the new state, a dict "
+            "of updates, or None"
+        )
+    update = result.__dict__ if isinstance(result, BaseModel) else result
+    try:
+        return kind.model_validate({**state.__dict__, **update})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "(state)"
+        raise RunError(
+            f"node {name!r} returned an update that does not fit {kind.__name__}: "
+            f"{where}: {first['msg']}"
+        ) from exc
 
 
 def _step_row(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
@@ -17,11 +18,13 @@ from pydantic import BaseModel
 from ..detection._canonical import canonical_arguments
 from ..detection._config import Strike
 from ..detection._stream import StreamDetector
-from ..events import ContextCondensed, TierChosen, ToolArgumentsRejected
+from ..events import AnswerRequested, ContextCondensed, TierChosen, ToolArgumentsRejected
 from ..ladder._controller import TierChoice
 from ..ladder._ladder import ModelLadder
+from ..models._markup import embedded_calls, looks_like_markup
 from ..models._messages import Message, ModelResponse, ToolCall, ToolSpec, Usage
-from ..models._protocol import ChatModel, Sampling
+from ..models._protocol import ChatModel, Sampling, ToolChoice
+from ._answer_now import runtime_note, what_is_known
 from ._condense import condense
 from ._context import RunContext
 from ._graph import ModelNode
@@ -29,7 +32,16 @@ from ._strikes import carry_out
 from ._threads import in_thread
 from ._tools import Tool, ToolArgumentsError
 
-__all__ = ["Generation", "Spend", "Turn", "generate", "resampled", "tool_spec"]
+__all__ = [
+    "Generation",
+    "Spend",
+    "Turn",
+    "answer_now",
+    "generate",
+    "read_markup",
+    "resampled",
+    "tool_spec",
+]
 
 _PROMPT_MARGIN = 16
 _MAX_STREAM_RETRIES = 2
@@ -97,13 +109,20 @@ class Generation:
     tier: int
 
 
-async def generate(turn: Turn, tier: int, specs: list[ToolSpec], sampling: Sampling) -> Generation:
+async def generate(
+    turn: Turn,
+    tier: int,
+    specs: list[ToolSpec],
+    sampling: Sampling,
+    choice: ToolChoice | None = None,
+) -> Generation:
     """One turn on ``tier`` (or higher, if the graded response escalates it)."""
+    choice = choice or turn.node.tool_choice
     ctx, ladder = turn.ctx, turn.ladder
     known = {t.name: t for t in turn.node.tool_list if any(s.name == t.name for s in specs)}
     stream_retries = argument_attempts = 0
     while True:
-        response, tripped = await complete(turn, tier, specs, sampling)
+        response, tripped = await complete(turn, tier, specs, sampling, choice)
         if tripped:
             turn.spend.tokens_saved += max(
                 0, sampling.max_tokens - response.usage.completion_tokens
@@ -133,7 +152,7 @@ async def generate(turn: Turn, tier: int, specs: list[ToolSpec], sampling: Sampl
 
 
 async def complete(
-    turn: Turn, tier: int, specs: list[ToolSpec], sampling: Sampling
+    turn: Turn, tier: int, specs: list[ToolSpec], sampling: Sampling, choice: ToolChoice
 ) -> tuple[ModelResponse, list[Strike]]:
     """One model call through the stream detector; returns the response and its strikes."""
     ctx = turn.ctx
@@ -142,7 +161,10 @@ async def complete(
     stream = StreamDetector(ctx.settings.detectors)
     tripped: list[Strike] = []
 
+    ctx.partial.clear()
+
     def on_token(piece: str) -> bool:
+        ctx.partial.append(piece)
         strike = stream.feed(piece)
         if strike is not None:
             tripped.append(dataclasses.replace(strike, steps=(ctx.step,)))
@@ -151,17 +173,117 @@ async def complete(
 
     ctx.recorder.flush()  # watchers see the step and its tier while the model works
     response = await in_thread(
-        "model", model.complete, prompt, tools=specs, sampling=sampling, on_token=on_token
+        "model",
+        model.complete,
+        prompt,
+        tools=specs,
+        sampling=sampling,
+        on_token=on_token,
+        cancel=ctx.cancel,
+        tool_choice=choice,
     )
     turn.spend.add(turn.ladder, tier, response.usage)
     return response, tripped
+
+
+async def answer_now(
+    turn: Turn,
+    tier: int,
+    specs: list[ToolSpec],
+    sampling: Sampling,
+    reason: str,
+    dropped: Sequence[ToolCall] = (),
+) -> Generation:
+    """Redo the turn with the tools off, after a note of what the model already has.
+
+    The tools stay in the prompt (the cached prefix is unchanged); the grammar allows only
+    a plain-text answer. An empty reply or one that is still call markup is asked once more.
+    """
+    ctx = turn.ctx
+    ctx.recorder.emit(
+        AnswerRequested(
+            run_id=ctx.run_id,
+            step=ctx.step,
+            reason=reason,
+            tool_calls=[{"name": c.name, "arguments": c.arguments} for c in dropped],
+        )
+    )
+    known = what_is_known(turn.messages)
+    turn.messages.append(
+        runtime_note(
+            "You already have what you need"
+            + (f" ({known})" if known else "")
+            + ". Do not call a tool again: reply now with your final answer."
+        )
+    )
+    choice = turn.node.tool_choice.model_copy(update={"mode": "none"})
+    response, _ = await complete(turn, tier, specs, sampling, choice)
+    if not response.content.strip() or looks_like_markup(response.content):
+        response, _ = await complete(turn, tier, specs, sampling, choice)
+    return Generation(response, [], tier)
+
+
+async def decline(
+    turn: Turn,
+    tier: int,
+    specs: list[ToolSpec],
+    sampling: Sampling,
+    reason: str,
+    dropped: Sequence[ToolCall] = (),
+) -> Generation:
+    """Redo the turn as a plain-text answer: no tool fits the request (the tools stay in
+    the prompt, so the cached prefix is unchanged)."""
+    ctx = turn.ctx
+    ctx.recorder.emit(
+        AnswerRequested(
+            run_id=ctx.run_id,
+            step=ctx.step,
+            reason=reason,
+            tool_calls=[{"name": c.name, "arguments": c.arguments} for c in dropped],
+        )
+    )
+    turn.messages.append(runtime_note("Answer in plain text: none of the tools fits this request."))
+    choice = turn.node.tool_choice.model_copy(update={"mode": "none"})
+    response, _ = await complete(turn, tier, specs, sampling, choice)
+    return Generation(response, [], tier)
+
+
+def read_markup(turn: Turn, gen: Generation, specs: list[ToolSpec]) -> Generation | None:
+    """A text reply that is call markup, read as the calls it holds (None if it holds none)."""
+    response = gen.response
+    rest, calls = embedded_calls(response.content, [s.name for s in specs])
+    if not calls:
+        return None
+    fixed = response.model_copy(
+        update={"content": rest, "tool_calls": tuple(calls), "finish_reason": "tool_calls"}
+    )
+    known = {t.name: t for t in turn.node.tool_list}
+    return Generation(fixed, _invalid_calls(fixed, known), gen.tier)
+
+
+SEVERAL_CALLS_EXAMPLE = (
+    "When a request asks for several things, make one call for each of them in the same "
+    'reply. For example, for "What time is it in Rome and in Lima?" with a function '
+    "get_time(city), the reply is:\n"
+    '<tool_call>\n{"name": "get_time", "arguments": {"city": "Rome"}}\n</tool_call>\n'
+    '<tool_call>\n{"name": "get_time", "arguments": {"city": "Lima"}}\n</tool_call>'
+)
+"""The example ``ToolChoice.several_example`` adds to the system prompt."""
+
+
+def system_messages(node: ModelNode, tools_offered: bool) -> list[Message]:
+    """The node's system prompt, with the several-calls example when it asks for one."""
+    parts = [node.system_prompt] if node.system_prompt else []
+    if tools_offered and node.tool_choice.several_example:
+        parts.append(SEVERAL_CALLS_EXAMPLE)
+    return [Message.system("\n\n".join(parts))] if parts else []
 
 
 def _prompt(
     turn: Turn, model: ChatModel, specs: list[ToolSpec], sampling: Sampling
 ) -> list[Message]:
     """The system prompt and the conversation, condensed if it nears the window."""
-    system = [Message.system(turn.node.system_prompt)] if turn.node.system_prompt else []
+    system = system_messages(turn.node, bool(specs))
     budget = model.context_size - sampling.max_tokens - _PROMPT_MARGIN
     messages = [*system, *turn.messages]
     condensed = condense(messages, lambda ms: model.count_tokens(ms, specs), budget)

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from pydantic import BaseModel, Field
 
 from .._errors import ConfigError
+from ..filters._base import Filter, FilterFunction, as_filters
 from ..models._messages import Message
-from ..models._protocol import ChatModel, Sampling
+from ..models._protocol import ChatModel, Sampling, ToolChoice
 from ._tools import Tool, as_tool
 
 if TYPE_CHECKING:
@@ -80,15 +81,29 @@ class ModelNode:
     """Ask the ladder to start this node at a given tier (an explicit escalation hint)."""
     argument_retries: int = 2
     """How often invalid tool arguments are sent back to the model within one step."""
+    tool_choice: ToolChoice = field(default_factory=ToolChoice)
+    """How turns decide between calling and answering (and how many calls to make)."""
+    answer_now: bool = True
+    """Redo a turn whose calls would add nothing (a finished call again, a tool on its own
+    result, or call markup written as the answer) with the tools off, instead of running
+    them: the model usually has its answer by then."""
+    filters: Sequence[Filter | FilterFunction] = ()
+    """Filters of this node's answers and tool calls (after the graph's), and of the task
+    when the node is the entry (see agentkit.filters)."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     kind: str = field(default="model", init=False)
 
     def __post_init__(self) -> None:
         self.tools = [as_tool(t) for t in self.tools]
+        self.filters = as_filters(self.filters)
 
     @property
     def tool_list(self) -> list[Tool]:
         return [t for t in self.tools if isinstance(t, Tool)]
+
+    @property
+    def filter_list(self) -> list[Filter]:
+        return [f for f in self.filters if isinstance(f, Filter)]
 
 
 @dataclass
@@ -96,15 +111,23 @@ class ToolNode:
     """Runs every tool call on the last assistant message, concurrently."""
 
     tools: Sequence[Tool | Callable[..., Any]] = ()
+    filters: Sequence[Filter | FilterFunction] = ()
+    """Filters of this node's tool results (after the graph's) and, before they run, of
+    its tool calls (see agentkit.filters)."""
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(attempts=1))
     kind: str = field(default="tool", init=False)
 
     def __post_init__(self) -> None:
         self.tools = [as_tool(t) for t in self.tools]
+        self.filters = as_filters(self.filters)
 
     @property
     def tool_list(self) -> list[Tool]:
         return [t for t in self.tools if isinstance(t, Tool)]
+
+    @property
+    def filter_list(self) -> list[Filter]:
+        return [f for f in self.filters if isinstance(f, Filter)]
 
 
 Node = FunctionNode | ModelNode | ToolNode
@@ -126,7 +149,14 @@ class Graph(Generic[S]):
         name: str = "graph",
         model: ChatModel | Any | None = None,
         max_steps: int | None = 50,
+        filters: Sequence[Filter | FilterFunction] = (),
+        max_seconds: float | None = None,
     ) -> None:
+        """``filters`` check the task and every model and tool node (agentkit.filters);
+        ``max_seconds`` is a run's wall-clock limit (it stops mid-step, with status
+        ``timed_out`` and a partial answer)."""
+        self.max_seconds = max_seconds
+        self.filters: list[Filter] = as_filters(filters)
         self.state_type = state_type
         self.name = name
         self.model = model
@@ -142,6 +172,11 @@ class Graph(Generic[S]):
             self._problems.append(f"node {name!r} is defined twice")
         if name == END:
             self._problems.append(f"{END!r} is reserved for the end of the graph")
+        if not isinstance(node, (FunctionNode, ModelNode, ToolNode)) and not callable(node):
+            self._problems.append(
+                f"node {name!r} is a {type(node).__name__}, not a node or a function of the "
+                "state; pass a ModelNode, a ToolNode, or a function"
+            )
         self._nodes[name] = (
             node if isinstance(node, (FunctionNode, ModelNode, ToolNode)) else FunctionNode(node)
         )
@@ -168,6 +203,11 @@ class Graph(Generic[S]):
         """``router(state)`` returns the name of the next node, one of ``targets``."""
         if source in self._edges or source in self._conditional:
             self._problems.append(f"node {source!r} has more than one set of outgoing edges")
+        if not callable(router):
+            self._problems.append(
+                f"the router of node {source!r} is a {type(router).__name__}, not a function "
+                "of the state returning the next node's name"
+            )
         self._conditional[source] = _Conditional(router, tuple(targets))
         return self
 
@@ -221,6 +261,8 @@ class Graph(Generic[S]):
                 problems.append("the graph has a cycle but no step budget; set max_steps")
         if self.max_steps is not None and self.max_steps < 1:
             problems.append(f"max_steps must be at least 1, got {self.max_steps}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            problems.append(f"max_seconds must be positive, got {self.max_seconds}")
         problems += self._node_problems()
         if problems:
             raise ConfigError(problems)
@@ -242,14 +284,35 @@ class Graph(Generic[S]):
             if isinstance(node, (ModelNode, ToolNode)):
                 seen: set[str] = set()
                 for t in node.tool_list:
-                    problems += t.problems
+                    # An Agent hands the same tools to its model and its tool node: say
+                    # each problem once.
+                    problems += [p for p in t.problems if p not in problems]
                     if t.name in seen:
                         problems.append(
                             f"node {name!r}: two tools are named {t.name!r}; "
                             "tool names must be unique"
                         )
                     seen.add(t.name)
+                problems += _filter_problems(name, node, name == self._entry)
         return problems
+
+
+_SEES = {
+    "model": frozenset({"answer", "tool_call"}),
+    "tool": frozenset({"tool_call", "tool_result"}),
+}
+
+
+def _filter_problems(name: str, node: ModelNode | ToolNode, entry: bool) -> list[str]:
+    """A node's filter that checks only what the node never sees would never run."""
+    sees = _SEES[node.kind] | ({"task"} if entry else frozenset())
+    other = "tool" if node.kind == "model" else "model"
+    return [
+        f"node {name!r}: filter {f.name!r} checks only {', '.join(sorted(f.targets))}, "
+        f"which a {node.kind} node never sees; give it to a {other} node or to the graph"
+        for f in node.filter_list
+        if not f.targets & sees
+    ]
 
 
 class CompiledGraph(Generic[S]):
@@ -260,6 +323,8 @@ class CompiledGraph(Generic[S]):
         self.state_type = graph.state_type
         self.model = graph.model
         self.max_steps = graph.max_steps
+        self.max_seconds = graph.max_seconds
+        self.filters: list[Filter] = list(graph.filters)
         self.nodes: dict[str, Node] = dict(graph._nodes)
         self.entry: str = graph._entry or ""
         self._edges = dict(graph._edges)

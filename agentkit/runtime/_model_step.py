@@ -13,20 +13,34 @@ comes back as a ``StepRecord``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from .._errors import ConfigError
 from ..detection._canonical import StepObservation
 from ..events import BudgetWarning, ModelCalled
 from ..ladder._ladder import as_ladder
-from ..ladder._policy import decision_confidence
-from ..models._messages import Message, ModelResponse, ToolSpec
+from ..ladder._policy import decision_confidence, format_below
+from ..models._markup import looks_like_markup
+from ..models._messages import ModelResponse, ToolSpec
 from ..models._protocol import Sampling
+from ._answer_now import clean_answer, pointless_calls, runtime_note
 from ._context import RunContext
-from ._generate import Generation, Turn, generate, resampled, tool_spec
+from ._filtering import screen_output
+from ._generate import (
+    Generation,
+    Turn,
+    answer_now,
+    decline,
+    generate,
+    read_markup,
+    resampled,
+    system_messages,
+    tool_spec,
+)
 from ._graph import ModelNode
 from ._result import StepRecord
-from ._strikes import NUDGE_PREFIX, carry_out
+from ._strikes import carry_out
 from ._threads import in_thread
 
 __all__ = ["run_model_step"]
@@ -47,16 +61,25 @@ async def run_model_step(ctx: RunContext, state: Any, name: str, node: ModelNode
         sampling = resampled(ctx, sampling)
         ctx.strikes.resample_next = False
     gen = await _turn_with_reviews(turn, tier, specs, sampling)
+    # Output filters, before the turn is recorded; a refused turn is redone from here.
+    gen = await screen_output(turn, gen, lambda t: _turn_with_reviews(turn, t, specs, sampling))
     return _accept(turn, state, gen)
 
 
 async def _turn_with_reviews(
     turn: Turn, tier: int, specs: list[ToolSpec], sampling: Sampling
 ) -> Generation:
-    """Generate; below the top tier, let the controller redo a bad turn one tier up."""
+    """Generate and get the answer out; below the top tier, let the controller redo a bad
+    turn one tier up."""
     ctx, ladder = turn.ctx, turn.ladder
     while True:
-        gen = await generate(turn, tier, specs, sampling)
+        if specs and ctx.strikes.answer_now_next:
+            ctx.strikes.answer_now_next = False
+            gen = await answer_now(turn, tier, specs, sampling, "a detector strike: answer now")
+        else:
+            gen = await generate(turn, tier, specs, sampling)
+            if turn.stop is None and specs and turn.node.answer_now:
+                gen = await _answer_out(turn, gen, specs, sampling)
         if turn.stop is not None or not ctx.tiers.can_escalate(ladder, gen.tier):
             return gen
         samples = await _samples(turn, gen, specs, sampling)
@@ -73,26 +96,58 @@ async def _turn_with_reviews(
         tier = turn.choose(ctx.tiers.escalate(ladder, gen.tier, reason))
 
 
+async def _answer_out(
+    turn: Turn, gen: Generation, specs: list[ToolSpec], sampling: Sampling
+) -> Generation:
+    """A turn whose calls would add nothing, or whose answer is call markup, is redone
+    with the tools off; markup that holds real calls is read as those calls."""
+    response = gen.response
+    floor = turn.node.tool_choice.min_call_confidence
+    if response.tool_calls and floor > 0 and not any(m.role == "tool" for m in turn.messages):
+        confidence = decision_confidence(response)
+        if confidence is not None and confidence < floor:
+            why = f"not sure a tool fits: call confidence {format_below(confidence, floor)}"
+            return await decline(turn, gen.tier, specs, sampling, why, response.tool_calls)
+    if not response.tool_calls and looks_like_markup(response.content):
+        read = read_markup(turn, gen, specs)
+        if read is None:
+            why = "the reply was tool-call markup, not an answer"
+            return await answer_now(turn, gen.tier, specs, sampling, why)
+        gen = read
+    pure = {t.name for t in turn.node.tool_list if t.deterministic}
+    reason = pointless_calls(gen.response, turn.messages, pure)
+    if reason is None:
+        return gen
+    return await answer_now(turn, gen.tier, specs, sampling, reason, gen.response.tool_calls)
+
+
 async def _samples(
     turn: Turn, gen: Generation, specs: list[ToolSpec], sampling: Sampling
 ) -> list[ModelResponse]:
     """Extra self-consistency samples of the same turn on the same tier, if the ladder
-    asks for them (hotter, each with its own seed)."""
+    asks for them (hotter, each with its own seed). They are requested at once, so a
+    batching backend decodes them side by side on the turn's cached prompt."""
     count = turn.ladder.self_consistency
     if count <= 1 or gen.invalid:
         return []
     model = turn.ladder.model(gen.tier)
-    system = [Message.system(turn.node.system_prompt)] if turn.node.system_prompt else []
+    prompt = [*system_messages(turn.node, bool(specs)), *turn.messages]
     hot = sampling.model_copy(update={"temperature": max(0.7, sampling.temperature)})
-    samples = []
-    for i in range(1, count):
-        seeded = hot.model_copy(update={"seed": (sampling.seed or 0) + 101 * i})
-        sample = await in_thread(
-            "model", model.complete, [*system, *turn.messages], tools=specs, sampling=seeded
+    samples = await asyncio.gather(
+        *(
+            in_thread(
+                "model",
+                model.complete,
+                prompt,
+                tools=specs,
+                sampling=hot.model_copy(update={"seed": (sampling.seed or 0) + 101 * i}),
+            )
+            for i in range(1, count)
         )
+    )
+    for sample in samples:  # in seed order, whichever finished first
         turn.spend.add(turn.ladder, gen.tier, sample.usage)
-        samples.append(sample)
-    return samples
+    return list(samples)
 
 
 def _accept(turn: Turn, state: Any, gen: Generation) -> StepRecord:
@@ -104,7 +159,7 @@ def _accept(turn: Turn, state: Any, gen: Generation) -> StepRecord:
     if turn.stop is None:
         turn.messages.append(response.as_message())
         if not response.tool_calls and "answer" in type(state).model_fields:
-            update["answer"] = response.content.strip() or None
+            update["answer"] = clean_answer(response.content, turn.messages) or None
     ctx.tiers.accept(ladder, tier, response, len(gen.invalid))
     ladder.record_speed(tier, spend.usage.completion_tokens, spend.usage.seconds)
     calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in response.tool_calls]
@@ -149,6 +204,7 @@ def _called_event(
         tool_calls=calls,
         confidence=decision_confidence(response),
         tokens_saved=turn.spend.tokens_saved,
+        decisions=[d.model_dump() for d in response.decisions],
     )
 
 
@@ -186,5 +242,5 @@ def _warn_budget(turn: Turn, steps_left: int | None) -> None:
     else:
         return
     ctx.position.budget_warned = True
-    turn.messages.append(Message.user(NUDGE_PREFIX + note))
+    turn.messages.append(runtime_note(note))
     ctx.recorder.emit(BudgetWarning(run_id=ctx.run_id, step=ctx.step, steps_left=steps_left))

@@ -10,13 +10,15 @@ a resumed run replay it instead of running it twice.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from ..events import Event, RunFinished, RunStarted
 from ..models._messages import ToolCall
+from ..store._lease import HEARTBEAT_SECONDS, new_owner
+from ..store._protocol import Store
 from ..store._rows import Batch, Control, StepRow, ToolResult
-from ..store._sqlite import RunStore
 
 __all__ = ["EventCallback", "Recorder"]
 
@@ -26,11 +28,14 @@ EventCallback = Callable[[Event], None]
 class Recorder:
     """Writes one run to its store and tells the run's event callback, in commit order."""
 
-    def __init__(self, store: RunStore, run_id: str, on_event: EventCallback | None) -> None:
+    def __init__(self, store: Store, run_id: str, on_event: EventCallback | None) -> None:
         self.store = store
         self.run_id = run_id
+        self.owner = new_owner()
+        """This executor's lease on the run (one executor per run, see store leases)."""
         self._on_event = on_event
         self._pending = Batch()
+        self._renewed = time.monotonic()
 
     # -- events ---------------------------------------------------------------------
 
@@ -60,13 +65,28 @@ class Recorder:
         self, event: RunStarted, *, graph: dict[str, Any], config: dict[str, Any]
     ) -> None:
         self.store.create_run(
-            self.run_id, name=event.name, task=event.task, graph=graph, config=config
+            self.run_id,
+            name=event.name,
+            task=event.task,
+            graph=graph,
+            config=config,
+            owner=self.owner,
         )
         self.emit(event)
+
+    def claim(self) -> None:
+        """Take the run's lease before resuming it (RunLeasedError if it is live)."""
+        self.store.claim(self.run_id, self.owner)
 
     def run_resumed(self, event: RunStarted) -> None:
         self.store.set_status(self.run_id, "running")
         self.emit(event)
+
+    def keep_alive(self) -> None:
+        """Renew the lease if the last renewal is a few seconds old (during long steps)."""
+        if time.monotonic() - self._renewed >= HEARTBEAT_SECONDS:
+            self.store.renew(self.run_id, self.owner)
+            self._renewed = time.monotonic()
 
     def set_status(self, status: str) -> None:
         self.store.set_status(self.run_id, status)
@@ -74,11 +94,16 @@ class Recorder:
     def take_controls(self) -> list[Control]:
         return self.store.take_controls(self.run_id)
 
+    def abort_waiting(self) -> bool:
+        """Whether an operator's abort is queued for this run (not consumed)."""
+        return any(c.command == "abort" for c in self.store.pending_controls(self.run_id))
+
     def step_finished(self, row: StepRow, totals: dict[str, Any], finished: Event) -> None:
         """The step's checkpoint, the run's totals and every event still held, at once."""
         batch = self._take()
         batch.events.append(finished)
-        self.store.save_step(row, totals, batch=batch)
+        self.store.save_step(row, totals, batch=batch, owner=self.owner)
+        self._renewed = time.monotonic()
         self._notify(batch)
 
     def run_finished(self, event: RunFinished) -> None:
@@ -90,6 +115,7 @@ class Recorder:
             answer=event.answer,
             error=event.error or event.diagnosis,
             batch=batch,
+            owner=self.owner,
         )
         self._notify(batch)
 
@@ -116,3 +142,6 @@ class Recorder:
 
     def completed_calls(self) -> dict[str, tuple[str, bool]]:
         return self.store.completed_tool_calls(self.run_id)
+
+    def unfinished_calls(self) -> set[str]:
+        return self.store.unfinished_tool_calls(self.run_id)

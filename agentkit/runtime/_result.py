@@ -22,6 +22,7 @@ EXIT_CODES = {
     "budget_exhausted": 3,
     "stopped": 4,
     "aborted": 5,
+    "timed_out": 6,
 }
 
 

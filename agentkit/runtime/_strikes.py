@@ -17,14 +17,12 @@ from ..detection._plan import Action, ResponsePlan, respond
 from ..detection._steps import LoopDetector
 from ..events import DetectorStrike
 from ..models._messages import Message
+from ._answer_now import runtime_note
 
 if TYPE_CHECKING:
     from ._context import RunContext
 
-__all__ = ["NUDGE_PREFIX", "StrikeBook"]
-
-NUDGE_PREFIX = "[agentkit] "
-"""Marks the runtime's own messages to the model."""
+__all__ = ["StrikeBook", "carry_out"]
 
 
 @dataclass
@@ -35,6 +33,8 @@ class StrikeBook:
     detectors: DetectorConfig
     count: int = 0
     resample_next: bool = False
+    answer_now_next: bool = False
+    """The next model step answers with tools off (the response "answer_now")."""
     resamples: int = 0
     """Resampled generations so far: each gets its own seed."""
     log: list[dict[str, Any]] = field(default_factory=list)
@@ -76,6 +76,7 @@ class StrikeBook:
         return {
             "count": self.count,
             "resample_next": self.resample_next,
+            "answer_now_next": self.answer_now_next,
             "resamples": self.resamples,
             "log": self.log,
         }
@@ -83,6 +84,7 @@ class StrikeBook:
     def restore(self, data: dict[str, Any]) -> None:
         self.count = int(data.get("count", data.get("strikes", 0)))
         self.resample_next = bool(data.get("resample_next", False))
+        self.answer_now_next = bool(data.get("answer_now_next", False))
         self.resamples = int(data.get("resamples", 0))
         self.log = list(data.get("log", data.get("strike_log", [])))
 
@@ -90,8 +92,9 @@ class StrikeBook:
 def carry_out(ctx: RunContext, action: Action, messages: list[Message]) -> str | None:
     """Record the strikes and do what the response says; returns a diagnosis on "stop".
 
-    A nudge is a message to the model; a resample changes the sampling of the next model
-    step; an escalation asks the tier controller for a larger model on the next step.
+    A nudge is a note to the model; "answer now" switches the tools off for the next model
+    turn; a resample changes the sampling of the next model step; an escalation asks the
+    tier controller for a larger model on the next step.
     """
     for strike in action.strikes:
         ctx.recorder.emit(
@@ -108,7 +111,9 @@ def carry_out(ctx: RunContext, action: Action, messages: list[Message]) -> str |
     if action.response == "stop":
         return action.diagnosis
     if action.response == "nudge":
-        messages.append(Message.user(NUDGE_PREFIX + action.nudge))
+        messages.append(runtime_note(action.nudge))
+    elif action.response == "answer_now":
+        ctx.strikes.answer_now_next = True
     elif action.response == "resample":
         ctx.strikes.resample_next = True
     elif action.response == "escalate":

@@ -13,6 +13,10 @@
 Problems with a signature (a parameter without a type, a type pydantic cannot describe)
 are collected on ``Tool.problems`` rather than raised at import, so building an agent or
 graph reports every problem at once in one ConfigError.
+
+Tools that arrive as JSON schemas (a function-calling benchmark, an OpenAPI operation, an
+MCP server) are made with ``Tool.from_schema`` or ``@schema_tool`` (``_schema_tools.py``)
+and get the same treatment everywhere the runtime handles a tool.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import asyncio
 import inspect
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, overload
 
@@ -29,11 +33,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from .._errors import ConfigError
-from ..models._messages import ToolSpec
+from ..detection._config import DetectorConfig, ToolDetectorOverride
+from ..models._messages import ToolSpec, tool_name_problem
 
 __all__ = ["Tool", "ToolArgumentsError", "tool"]
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 DEFAULT_MAX_OUTPUT_CHARS = 4000
 
 
@@ -60,6 +64,9 @@ class Tool:
     """Safe to run again after a crash even if it had completed (resume skips it anyway)."""
     volatile_args: frozenset[str] = frozenset()
     """Argument names the repetition detector ignores (free-text thoughts, progress)."""
+    deterministic: bool = False
+    """The same arguments always give the same result (a calculator, say): a repeat of a
+    finished call is never run again; the model is asked for its answer instead."""
     problems: list[str] = field(default_factory=list, init=False)
     args_model: type[BaseModel] | None = field(default=None, init=False)
     is_async: bool = field(default=False, init=False)
@@ -70,16 +77,7 @@ class Tool:
         summary, arg_docs = _parse_docstring(doc)
         self.description = self.description or summary
         self.is_async = inspect.iscoroutinefunction(self.fn)
-        if not _NAME.match(self.name):
-            self.problems.append(
-                f"tool name {self.name!r} is not a valid identifier "
-                "(letters, digits and _, at most 64 characters)"
-            )
-        if not self.description:
-            self.problems.append(
-                f"tool {self.name!r} has no description: add a docstring saying what it "
-                "does, so the model knows when to use it"
-            )
+        self.problems += identity_problems(self.name, self.description, "add a docstring")
         self.args_model = self._build_args_model(arg_docs)
 
     def _build_args_model(self, arg_docs: dict[str, str]) -> type[BaseModel] | None:
@@ -100,7 +98,7 @@ class Tool:
             if pname not in hints:
                 self.problems.append(
                     f"tool {self.name!r}: parameter {pname!r} has no type annotation; "
-                    "annotate it (for example `{pname}: str`)"
+                    f"annotate it (for example `{pname}: str`)"
                 )
                 continue
             default = ... if param.default is param.empty else param.default
@@ -138,6 +136,40 @@ class Tool:
             prop.pop("title", None)
         return ToolSpec(name=self.name, description=self.description, parameters=schema)
 
+    @classmethod
+    def from_schema(
+        cls,
+        *,
+        name: str,
+        description: str,
+        parameters: Mapping[str, Any] | None = None,
+        fn: Callable[..., Any],
+        timeout: float | None = 30.0,
+        max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+        idempotent: bool = False,
+        volatile_args: frozenset[str] | set[str] = frozenset(),
+        deterministic: bool = False,
+    ) -> Tool:
+        """A tool defined by a JSON Schema for its arguments (``parameters``).
+
+        ``fn`` (sync or async) receives the validated arguments as keyword arguments, with
+        the schema's defaults filled in. ``parameters`` None means no arguments. The keys
+        match OpenAI's function format: ``Tool.from_schema(**spec["function"], fn=f)``.
+        """
+        from ._schema_tools import SchemaTool  # it subclasses Tool, so it imports this module
+
+        return SchemaTool(
+            fn,
+            name=name,
+            description=description,
+            timeout=timeout,
+            max_output_chars=max_output_chars,
+            idempotent=idempotent,
+            volatile_args=frozenset(volatile_args),
+            deterministic=deterministic,
+            parameters=dict(parameters) if parameters is not None else {},
+        )
+
     def validate(self, arguments: dict[str, Any]) -> BaseModel:
         """Validate raw JSON arguments; ToolArgumentsError carries feedback for the model."""
         if self.args_model is None:
@@ -149,10 +181,14 @@ class Tool:
                 self.name, _feedback(exc, list(self.args_model.model_fields))
             ) from exc
 
+    def call_arguments(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Validate raw JSON arguments into the keyword arguments ``fn`` is called with."""
+        parsed = self.validate(arguments)
+        return {k: getattr(parsed, k) for k in type(parsed).model_fields}
+
     async def ainvoke(self, arguments: dict[str, Any]) -> Any:
         """Validate and run; sync functions run in a worker thread."""
-        parsed = self.validate(arguments)
-        kwargs = {k: getattr(parsed, k) for k in type(parsed).model_fields}
+        kwargs = self.call_arguments(arguments)
         if self.is_async:
             return await self.fn(**kwargs)
         return await asyncio.to_thread(self.fn, **kwargs)
@@ -227,6 +263,36 @@ def tool(
 
 def as_tool(item: Tool | Callable[..., Any] | Callable[..., Awaitable[Any]]) -> Tool:
     return item if isinstance(item, Tool) else Tool(item)
+
+
+def with_volatile_args(config: DetectorConfig, tools: Iterable[Tool]) -> DetectorConfig:
+    """``config`` with every tool's ``volatile_args`` added to that tool's detector override.
+
+    The step detectors read their settings only; this is how a tool's own flag reaches them.
+    """
+    overrides = dict(config.tool_overrides)
+    for t in tools:
+        if t.volatile_args:
+            old = overrides.get(t.name) or ToolDetectorOverride()
+            fields = old.volatile_fields | t.volatile_args
+            overrides[t.name] = old.model_copy(update={"volatile_fields": fields})
+    if overrides == config.tool_overrides:
+        return config
+    return config.model_copy(update={"tool_overrides": overrides})
+
+
+def identity_problems(name: str, description: str, fix: str) -> list[str]:
+    """What is wrong with a tool's name and description (the same rule for every tool)."""
+    problems = []
+    name_problem = tool_name_problem(name)
+    if name_problem is not None:
+        problems.append(name_problem)
+    if not description.strip():
+        problems.append(
+            f"tool {name!r} has no description: {fix} saying what it does, so the model "
+            "knows when to use it"
+        )
+    return problems
 
 
 def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:

@@ -13,18 +13,17 @@ from itertools import groupby
 from pathlib import Path
 
 import pytest
+from _catalog_models import require_model
 
 from agentkit import (
     Agent,
     AgentState,
     DetectorConfig,
     Message,
-    ModelNotFoundError,
     ResponsePlan,
     RunStore,
     Sampling,
     get_model,
-    resolve_model,
     tool,
 )
 from agentkit.detection import DETECTORS
@@ -37,10 +36,7 @@ UNHELPFUL = "no data yet, try again"
 
 
 def _cached(name: str) -> str:
-    try:
-        resolve_model(name, pull=False)
-    except ModelNotFoundError as exc:
-        pytest.skip(f"{exc}")
+    require_model(name)  # a missing model fails the test: `make models-all`
     return name
 
 
@@ -113,6 +109,9 @@ def test_agent_stuck_on_an_unhelpful_tool_is_stopped_with_a_diagnosis(tmp_path: 
         sampling=Sampling(temperature=0.0, seed=0, max_tokens=96),
         detectors=DetectorConfig(),
         responses=plan,
+        # Off, so the detectors' own graded plan is what is tested: with it on, the second
+        # identical result already gets the model asked for its answer (test_answer_out).
+        answer_now=False,
     )
     result = agent.run("Fetch the sales report with fetch_report and tell me the total.")
 
@@ -130,7 +129,7 @@ def test_agent_stuck_on_an_unhelpful_tool_is_stopped_with_a_diagnosis(tmp_path: 
     assert responses == [plan.next_response(n, can_escalate=False) for n in range(1, 4)], report
     assert result.strikes == len(responses)
     # The nudge reached the model as a message.
-    nudges = [m for m in result.state.messages if m.role == "user" and "[agentkit]" in m.content]
+    nudges = [m for m in result.state.messages if m.role == "user" and m.name == "agentkit"]
     assert nudges, report
 
     # The diagnosis names every detector that fired and what repeated.
