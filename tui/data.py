@@ -1,16 +1,18 @@
 """The monitor's view of the run store: plain data, no widgets.
 
-Everything the screens show is computed here from ``RunStore`` reads, so it can be
-tested without a terminal. The store is polled cheaply: ``Monitor.poll`` asks SQLite for
-``PRAGMA data_version`` (which moves whenever another connection commits) and the
-screens only re-query when it moved. A run's feed is incremental: new events are read
-with ``events(after=last_id)`` and steps only when the run's step counter grew.
+Everything the screens show is computed here from run store reads (a SQLite file or a
+shared PostgreSQL database), so it can be tested without a terminal. The store is polled
+cheaply: ``Monitor.poll`` asks for the store's ``data_version``, which moves whenever
+another connection commits (SQLite's ``PRAGMA data_version``, a read of shared memory;
+on PostgreSQL the count of LISTEN/NOTIFY notifications the server pushed, read without a
+query), and the screens only re-query when it moved. A run's feed is incremental: new
+events are read with ``events(after=last_id)`` and steps only when the run's step
+counter grew.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,18 +24,21 @@ from pydantic import ValidationError
 from agentkit import END, SchemaVersionError, StoreError
 from agentkit.events import (
     FINISHED_STATUSES,
+    AnswerRequested,
     BudgetWarning,
     ContextCondensed,
     ControlApplied,
     DetectorStrike,
     Event,
+    FilterVerdict,
     RunFinished,
     StepRetried,
     StepStarted,
     TierChosen,
     ToolArgumentsRejected,
 )
-from agentkit.store import RunRow, RunStore, StepRow, control_problem
+from agentkit.store import RunRow, StepRow, Store, control_problem, is_store_url
+from agentkit.store import open_store as open_run_store
 
 Clock = Callable[[], float]
 
@@ -48,6 +53,8 @@ STATUS_ICONS: dict[str, str] = {
     "stopped": "■",
     "aborted": "⊘",
     "budget_exhausted": "◷",
+    "timed_out": "⌛",
+    "interrupted": "↯",
 }
 """One glyph per status, so statuses differ even without colour."""
 
@@ -63,11 +70,19 @@ class StoreProblem:
     hint: str
 
 
-def open_store(path: Path | None) -> RunStore | StoreProblem:
-    """Open an existing run database read-write (controls are writes), never create one."""
-    shown = str(path) if path is not None else "the default run database"
+def open_store(path: Path | str | None) -> Store | StoreProblem:
+    """Open an existing run database read-write (controls are writes), never create one.
+
+    ``path`` is a SQLite file or a ``postgresql://`` URL; None is ``$AGENTKIT_DB`` or the
+    default file.
+    """
+    shown = "the default run database"
+    if path is not None:
+        shown = "a PostgreSQL database" if is_store_url(path) else str(path)
     try:
-        return RunStore(path, create=False)
+        if path is None or is_store_url(path):
+            return open_run_store(path, create=False)
+        return open_run_store(Path(path), create=False)
     except SchemaVersionError as exc:
         return StoreProblem(
             "Newer database schema", str(exc), "The monitor leaves the file untouched. Quit with q."
@@ -156,6 +171,7 @@ class RunSummary:
     current_node: str | None
     answer: str | None
     error: str | None
+    prompt_tokens: int = 0
 
     @property
     def live(self) -> bool:
@@ -193,7 +209,30 @@ def summarize(run: RunRow, now: float) -> RunSummary:
         current_node=run.current_node,
         answer=run.answer,
         error=run.error,
+        prompt_tokens=run.prompt_tokens,
     )
+
+
+def overview(runs: Sequence[RunSummary]) -> str | None:
+    """One line on runs that share the models at once (a batch, ``run_many``): how many
+    are going, how the others ended, and how much of their prompts came from the KV
+    cache. None unless at least two runs are live."""
+    live = [r for r in runs if r.live]
+    if len(live) < 2:
+        return None
+    ended: dict[str, int] = {}
+    for r in runs:
+        if not r.live:
+            ended[r.status] = ended.get(r.status, 0) + 1
+    parts = [f"{len(live)} runs live at once"]
+    if ended:
+        counts = " ".join(f"{STATUS_ICONS.get(k, '?')}{n}" for k, n in sorted(ended.items()))
+        parts.append(f"{sum(ended.values())} ended ({counts})")
+    prompt = sum(r.prompt_tokens for r in live)
+    if prompt:
+        reused = sum(r.cached_tokens for r in live) / prompt
+        parts.append(f"prompt tokens of the live runs {reused:.0%} reused from the KV cache")
+    return " · ".join(parts)
 
 
 SORT_KEYS: dict[str, Callable[[RunSummary], Any]] = {
@@ -230,7 +269,7 @@ class Alert:
 
     step: int | None
     kind: str
-    """escalation, strike, rejected, retry, control, budget, condensed, failure"""
+    """escalation, strike, filter, rejected, retry, control, budget, condensed, failure"""
     title: str
     detail: str = ""
 
@@ -305,6 +344,15 @@ def describe_event(event: Event) -> Alert | None:
         )
     if isinstance(event, DetectorStrike):
         return Alert(step, "strike", f"{event.detector} → {event.response}", event.message)
+    if isinstance(event, AnswerRequested):
+        dropped = ", ".join(str(c.get("name")) for c in event.tool_calls)
+        title = "tools off for one turn" + (f" (not run: {dropped})" if dropped else "")
+        return Alert(step, "answer now", title, event.reason)
+    if isinstance(event, FilterVerdict):
+        what = event.target.replace("_", " ") + (f" of {event.tool}" if event.tool else "")
+        error = f"filter error: {event.error}" if event.error else ""
+        detail = "; ".join(x for x in (event.reason, event.outcome, error) if x)
+        return Alert(step, "filter", f"{event.filter} → {event.verdict} {what}", detail)
     if isinstance(event, ToolArgumentsRejected):
         return Alert(
             step, "rejected", f"{event.name} arguments (try {event.attempt})", event.feedback
@@ -349,7 +397,7 @@ def describe_action(row: StepRow, limit: int = 240) -> tuple[str, bool]:
 class RunFeed:
     """The steps and events of one run, read incrementally."""
 
-    def __init__(self, store: RunStore, run_id: str, clock: Clock) -> None:
+    def __init__(self, store: Store, run_id: str, clock: Clock) -> None:
         self._store = store
         self._clock = clock
         self.run: RunRow = store.get_run(run_id)
@@ -425,7 +473,7 @@ class RunFeed:
             action=action,
             is_error=is_error,
             escalated=any(e.escalated for e in chosen),
-            strikes=tuple(e.detector for e in events if isinstance(e, DetectorStrike)),
+            strikes=_strikes(events),
             events=tuple(events),
             row=row,
         )
@@ -453,10 +501,19 @@ class RunFeed:
             action="running…",
             is_error=False,
             escalated=any(e.escalated for e in chosen),
-            strikes=tuple(e.detector for e in events if isinstance(e, DetectorStrike)),
+            strikes=_strikes(events),
             events=tuple(events),
             row=None,
         )
+
+
+def _strikes(events: Sequence[Event]) -> tuple[str, ...]:
+    """Detector strikes and filter verdicts of a step, by who raised them."""
+    return tuple(
+        e.detector if isinstance(e, DetectorStrike) else f"filter {e.filter}"
+        for e in events
+        if isinstance(e, (DetectorStrike, FilterVerdict))
+    )
 
 
 # -- controls ------------------------------------------------------------------------
@@ -474,22 +531,20 @@ class ControlResult:
 class Monitor:
     """The monitor's handle on a run store: change polling, runs, feeds and controls."""
 
-    store: RunStore
+    store: Store
     clock: Clock = time.time
     _version: int | None = field(default=None, init=False)
     _feeds: dict[str, RunFeed] = field(default_factory=dict, init=False)
 
     @property
-    def path(self) -> Path:
-        """Where the database is."""
-        return self.store.path
+    def path(self) -> str:
+        """Where the database is: a file, or a URL without its password."""
+        return self.store.location
 
     def poll(self) -> bool:
-        """True when another process committed something since the last poll."""
-        try:
-            version = self.store.data_version()
-        except sqlite3.Error as exc:
-            raise StoreError(f"run database {self.path}: {exc}") from exc
+        """True when another process committed something since the last poll (StoreError
+        when the store cannot be reached)."""
+        version = self.store.data_version()
         changed = version != self._version
         self._version = version
         return changed

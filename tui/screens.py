@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Sparkline, Static
 
 from agentkit import StoreError
 
-from .data import Monitor, RunSummary, StepView, Timeline, select_runs
+from .data import Monitor, RunSummary, StepView, Timeline, overview, select_runs
 from .messages import ControlRequested, OpenRun, OpenStep, StoreChanged
 from .widgets import (
     AlertsPanel,
@@ -75,6 +75,7 @@ class RunsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(placeholder="filter by name, status or text  ( / )", id="filter")
+        yield Static(id="overview")
         yield RunsTable(id="runs")
         yield Static(id="empty")
         yield Footer()
@@ -102,6 +103,11 @@ class RunsScreen(Screen[None]):
         table = self.query_one(RunsTable)
         shown = select_runs(self._runs, self.filter_text, self.sort_column, self.sort_reverse)
         table.show(shown, self.monitor.clock(), self.sort_column, self.sort_reverse)
+        line = overview(self._runs)
+        panel = self.query_one("#overview", Static)
+        panel.display = line is not None
+        if line is not None:
+            panel.update(Text(line))
         empty = self.query_one("#empty", Static)
         empty.display = not shown
         if not self._runs:

@@ -365,7 +365,13 @@ class AlertsPanel(Static):
         "alerts--other",
         "alerts--muted",
     }
-    _ICONS: ClassVar[dict[str, str]] = {"escalation": "▲", "strike": "⚠", "failure": "✗"}
+    _ICONS: ClassVar[dict[str, str]] = {
+        "escalation": "▲",
+        "strike": "⚠",
+        "filter": "⚑",
+        "answer now": "↩",
+        "failure": "✗",
+    }
 
     def show(self, alerts: Sequence[Alert]) -> None:
         """Show every alert: a title line, then its reason indented below."""
@@ -376,7 +382,9 @@ class AlertsPanel(Static):
             return
         parts: list[RenderableType] = []
         for alert in reversed(alerts):
-            kind = alert.kind if alert.kind in ("strike", "escalation") else "other"
+            # A filter's verdict is styled as a detector strike: both are the run's alarms.
+            kind = "strike" if alert.kind == "filter" else alert.kind
+            kind = kind if kind in ("strike", "escalation") else "other"
             line = Text()
             step = f"{alert.step:>3}" if alert.step is not None else "  -"
             line.append(step + " ", style_of(self, "alerts--muted"))
@@ -389,6 +397,9 @@ class AlertsPanel(Static):
             if alert.detail:
                 parts.append(Padding(Text(alert.detail), (0, 0, 0, 6)))
         self.update(Group(*parts))
+
+
+_ALARMING = ("detector_strike", "filter_verdict", "tier_chosen")
 
 
 def step_detail(view: StepView, label: Style, warn: Style) -> RenderableType:
@@ -443,7 +454,7 @@ def step_detail(view: StepView, label: Style, warn: Style) -> RenderableType:
             line = Text()
             line.append(
                 f"{event.type:<22}",
-                warn if event.type in ("detector_strike", "tier_chosen") else label,
+                warn if event.type in _ALARMING else label,
             )
             line.append(", ".join(f"{k}={v}" for k, v in data.items()))
             parts.append(line)

@@ -12,11 +12,13 @@ import sys
 from typing import Any, TextIO
 
 from ..events import (
+    AnswerRequested,
     BudgetWarning,
     ContextCondensed,
     ControlApplied,
     DetectorStrike,
     Event,
+    FilterVerdict,
     ModelCalled,
     RunFinished,
     RunStarted,
@@ -83,6 +85,12 @@ class ConsoleProgress:
                 f"{_INDENT}! detector {event.detector}: {self._short(event.message)} "
                 f"-> {event.response}"
             )
+        if isinstance(event, AnswerRequested):
+            dropped = ", ".join(self._call(c["name"], c["arguments"]) for c in event.tool_calls)
+            return (
+                f"{_INDENT}! answer now, tools off for this turn: {self._short(event.reason)}"
+                + (f" (not run: {dropped})" if dropped else "")
+            )
         if isinstance(event, ContextCondensed):
             return (
                 f"{_INDENT}condensed the context: {event.tokens_before} -> "
@@ -108,6 +116,10 @@ class ConsoleProgress:
             return f"{_INDENT}-> {event.next_node}" if self.verbose else None
         if isinstance(event, RunFinished):
             return self._finished(event)
+        if isinstance(event, FilterVerdict):
+            what = event.target.replace("_", " ") + (f" of {event.tool}" if event.tool else "")
+            done = f" -> {event.outcome}" if event.outcome else ""
+            return f"{_INDENT}! filter {event.filter}: {event.verdict} {what}{done}"
         return None
 
     def _tier(self, event: TierChosen) -> str:
@@ -172,15 +184,19 @@ def print_summary(
     lines = [
         f"run {result.run_id}: {result.status}",
         f"answer:      {result.answer if result.answer is not None else '(none)'}",
-        f"steps:       {result.steps}",
+        f"steps:       {result.steps} ({result.model_steps} model, {result.tool_calls} tool calls)",
         f"tokens:      {u.cached_tokens} reused from cache, {u.evaluated_tokens} evaluated, "
         f"{u.completion_tokens} generated",
-        f"escalations: {result.escalations}  (tiers used: {_tiers(result.tiers)})",
+        f"models:      {_tiers(result.tiers)}; escalations: {result.escalations}",
+        f"compute:     {result.compute:,.1f} B-params x tokens (evaluated + generated)",
         f"seconds:     {result.seconds:.1f}",
     ]
-    ratio = result.compute_ratio
-    if ratio is not None and ratio < 0.995:  # only news when smaller tiers did some work
-        lines.append(f"compute:     {ratio:.0%} of running every step on the largest tier")
+    if result.compute_ratio is not None and result.compute_ratio < 0.995:
+        # Labelled as the estimate it is: the largest model alone would take other steps.
+        lines.append(
+            f"estimate:    the same tokens on the largest tier alone: "
+            f"{result.top_tier_compute:,.1f} (not a measured run)"
+        )
     if result.diagnosis:
         lines.append(f"diagnosis:   {result.diagnosis}")
     if result.error:
@@ -190,4 +206,4 @@ def print_summary(
 
 
 def _tiers(tiers: dict[str, int]) -> str:
-    return ", ".join(f"{k} x{v}" for k, v in sorted(tiers.items())) or "none"
+    return ", ".join(f"{k} x{v}" for k, v in tiers.items()) or "none"

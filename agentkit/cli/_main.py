@@ -18,7 +18,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import _models, _runs
+    from . import _batch, _models, _runs
 
     parser = argparse.ArgumentParser(
         prog="agentkit",
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _models.register(sub)
     _runs.register(sub)
+    _batch.register(sub)
     return parser
 
 

@@ -48,10 +48,18 @@ def register(sub: Any) -> None:
     p.add_argument("--no-pull", action="store_true", help="fail instead of downloading")
     p.set_defaults(handler=_path)
 
-    p = cmds.add_parser("info", help="what a GGUF file's header says")
-    p.add_argument("model", metavar="NAME_OR_PATH")
+    p = cmds.add_parser(
+        "info",
+        help="what a GGUF file's header says, or what a server serves and supports",
+        description="NAME_OR_PATH_OR_URL: a catalog name, a .gguf file, or a server "
+        "(http://host:port/v1, optionally #model) to probe.",
+    )
+    p.add_argument("model", metavar="NAME_OR_PATH_OR_URL")
     p.add_argument("--no-pull", action="store_true", help="fail instead of downloading")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--api-key-env", metavar="VAR", help="environment variable holding the server's API key"
+    )
     p.set_defaults(handler=_info)
 
 
@@ -110,6 +118,8 @@ def _path(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    if args.model.strip().lower().startswith(("http://", "https://")):
+        return _server_info(args)
     info = inspect_gguf(resolve_model(args.model, pull=not args.no_pull, progress=True))
     if args.json:
         print(json.dumps(_info_json(info), indent=2))
@@ -145,4 +155,60 @@ def _info_json(info: GGUFInfo) -> dict[str, Any]:
         "tensor_count": info.tensor_count,
         "has_chat_template": info.has_chat_template,
         "chat_template": info.chat_template,
+    }
+
+
+_CONSTRAINT = {
+    "llama-server": "GBNF grammar on /completion, prompt rendered by agentkit",
+    "vllm": "structured_outputs grammar on /v1/chat/completions",
+    "openai": "plain tools field, parsed leniently and validated",
+}
+
+
+def _server_info(args: argparse.Namespace) -> int:
+    """Probe a server: what it is, what it serves, which constraint features it offers."""
+    from ..models._http import RemoteConfig
+    from ..models._openai import RemoteModel, parse_remote_spec
+
+    url, wanted = parse_remote_spec(args.model)
+    model = RemoteModel(url, wanted, config=RemoteConfig(api_key_env=args.api_key_env))
+    info = model.server()  # probes; a model name it does not serve is an error here
+    if args.json:
+        print(json.dumps(_server_json(info), indent=2))
+        return 0
+    rows = [
+        ("server", info.base_url),
+        ("kind", info.kind + (f" ({info.version})" if info.version else "")),
+        ("models", ", ".join(m.id for m in info.models) or "(the server lists none)"),
+    ]
+    for m in info.models:
+        size = f"{m.parameters:,} parameters" if m.parameters else "size not reported"
+        ctx = f", trained for {m.context_length:,} tokens" if m.context_length else ""
+        rows.append(("", f"{m.id}: {size}{ctx}"))
+    if info.context_size:
+        per = f" per slot, {info.slots} slots" if info.slots else ""
+        rows.append(("context", f"{info.context_size:,} tokens{per}"))
+    if info.kind == "llama-server":
+        rows.append(("chat template", "yes" if info.chat_template else "no (ChatML fallback)"))
+    rows.append(("features", ", ".join(info.features)))
+    rows.append(("tool calls", _CONSTRAINT[info.kind]))
+    for key, value in rows:
+        print(f"{key:<14}{value}")
+    return 0
+
+
+def _server_json(info: Any) -> dict[str, Any]:
+    return {
+        "base_url": info.base_url,
+        "kind": info.kind,
+        "version": info.version,
+        "models": [
+            {"id": m.id, "parameters": m.parameters, "context_length": m.context_length}
+            for m in info.models
+        ],
+        "context_size": info.context_size,
+        "slots": info.slots,
+        "has_chat_template": bool(info.chat_template),
+        "features": list(info.features),
+        "tool_calls": _CONSTRAINT[info.kind],
     }

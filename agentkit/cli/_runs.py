@@ -13,8 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigError
-from ..store._rows import CONTROL_COMMANDS, RunRow, StepRow, control_problem, default_db_path
-from ..store._sqlite import RunStore
+from ..events import Event, FilterVerdict
+from ..store._open import open_store
+from ..store._protocol import Store
+from ..store._rows import (
+    CONTROL_COMMANDS,
+    RunRow,
+    StepRow,
+    control_problem,
+    default_store_spec,
+    is_store_url,
+)
 
 
 def register(sub: Any) -> None:
@@ -63,16 +72,19 @@ def register(sub: Any) -> None:
 def _db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
-        type=Path,
         default=None,
-        help="run database (default: $AGENTKIT_DB or ~/.local/share/agentkit/runs.db)",
+        metavar="PATH_OR_URL",
+        help="run database: a SQLite file or a postgresql://user@host/dbname URL "
+        "(default: $AGENTKIT_DB or ~/.local/share/agentkit/runs.db)",
     )
 
 
-def _open(args: argparse.Namespace) -> RunStore:
+def _open(args: argparse.Namespace) -> Store:
     """The store named by --db (which must exist), else the default one, created if new."""
-    path: Path = args.db or default_db_path()
-    return RunStore(path, create=args.db is None and not path.exists())
+    if args.db is not None:
+        return open_store(args.db if is_store_url(args.db) else Path(args.db), create=False)
+    spec = default_store_spec()
+    return open_store(spec, create=isinstance(spec, str) or not spec.exists())
 
 
 def _run_dict(run: RunRow) -> dict[str, Any]:
@@ -113,7 +125,7 @@ def _show(args: argparse.Namespace) -> int:
     store = _open(args)
     run = store.get_run(args.run_id)
     steps = store.steps(run.id)
-    events = store.events(run.id) if args.events or args.json else []
+    events = store.events(run.id)
     if args.json:
         print(
             json.dumps(
@@ -138,6 +150,8 @@ def _show(args: argparse.Namespace) -> int:
         f"{run.completion_tokens} generated; escalations {run.escalations}; "
         f"alerts {run.alerts}"
     )
+    verdicts = _verdicts_by_step(events)
+    _print_verdicts(verdicts.pop(0, []), "  filters on the task: ")
     for s in steps:
         tier = f"tier {s.tier}" if s.tier is not None else ""
         line = f"  {s.idx:>3} {s.node:10} {tier:7}"
@@ -155,9 +169,30 @@ def _show(args: argparse.Namespace) -> int:
         if s.kind == "model" and s.content:
             line += f"\n        {' '.join(s.content.split())[:100]}"
         print(line)
-    for _, e in events:
+        _print_verdicts(verdicts.pop(s.idx, []), "        ")
+    for step in sorted(verdicts):  # a step that stopped the run has no stored row
+        _print_verdicts(verdicts[step], f"  {step:>3} ")
+    for _, e in events if args.events else []:
         print(f"  event {e.type} step={e.step} {e.model_dump_json(exclude={'run_id', 'ts'})}")
     return 0
+
+
+def _verdicts_by_step(events: list[tuple[int, Event]]) -> dict[int, list[FilterVerdict]]:
+    found: dict[int, list[FilterVerdict]] = {}
+    for _, e in events:
+        if isinstance(e, FilterVerdict):
+            found.setdefault(e.step or 0, []).append(e)
+    return found
+
+
+def _print_verdicts(verdicts: list[FilterVerdict], indent: str) -> None:
+    """One line per filter verdict: which filter, what it said of what, what was done."""
+    for v in verdicts:
+        subject = v.target.replace("_", " ") + (f" of {v.tool}" if v.tool else "")
+        why = f" ({v.reason})" if v.reason else ""
+        error = f" [filter error: {v.error}]" if v.error else ""
+        done = f" -> {v.outcome}" if v.outcome else ""
+        print(f"{indent}filter {v.filter}: {v.verdict} {subject}{why}{done}{error}")
 
 
 def _resume(args: argparse.Namespace) -> int:
