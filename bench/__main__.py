@@ -1,8 +1,14 @@
-"""``python -m bench`` (``make bench``): run every benchmark and record its results.
+"""``python -m bench`` (``make bench``): every benchmark, in the order their inputs need.
 
-Each benchmark writes JSON, a Markdown summary and a plot to ``bench/results``; the
-README summarises them. They are long runs on the real models, so they are not part of
-the test suite. Pass benchmark names to run only some: ``python -m bench overhead``.
+Each step writes JSON, a Markdown summary and a plot to ``bench/results``; the README's
+figures are then regenerated from those files (``bench.readme``). Calibration comes before
+the held-out runs it feeds: the tool choice is fitted on BFCL's training half, the ladder
+policy on the GSM training split, and the held-out reports read the fitted file. These are
+long runs on the real models (hours on two cores), not part of the test suite.
+
+    python -m bench                 # everything
+    python -m bench overhead bfcl   # only the named steps
+    python -m bench --list
 """
 
 from __future__ import annotations
@@ -11,25 +17,51 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ("overhead", "detectors", "ladder")
+FITTED = "bench/results/calibration.json"
+STEPS: dict[str, tuple[str, list[str]]] = {
+    "overhead": ("overhead", ["--against", "HEAD~1"]),
+    "detectors": ("detectors", []),
+    "calibrate-choice": ("calibrate", ["choice"]),
+    "gsm-train": (
+        "ladder",
+        ["--suite", "gsm", "--split", "train", "--configs", "plain", "small", "large"],
+    ),
+    "calibrate-policy": ("calibrate", ["policy"]),
+    "gsm": ("ladder", ["--suite", "gsm", "--split", "test", "--policy", FITTED]),
+    "tasks": ("ladder", ["--suite", "tasks", "--policy", FITTED]),
+    "bfcl": ("bfcl", ["--choice", FITTED]),
+    "filters": ("filters", []),
+    "remote": ("remote", []),
+    "batching": ("batching", []),
+    "distributed": ("distributed", []),
+    "readme": ("readme", []),
+}
 
 
 def main(argv: list[str]) -> int:
-    chosen = argv or list(BENCHMARKS)
-    unknown = [name for name in chosen if name not in BENCHMARKS]
+    if argv == ["--list"]:
+        for name, (module, args) in STEPS.items():
+            print(f"{name:18s} python -m bench.{module} {' '.join(args)}")
+        return 0
+    chosen = argv or list(STEPS)
+    unknown = [name for name in chosen if name not in STEPS]
     if unknown:
         print(
-            f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}",
+            f"unknown step(s): {', '.join(unknown)}; choose from {', '.join(STEPS)}",
             file=sys.stderr,
         )
         return 2
     for name in chosen:
+        module, args = STEPS[name]
         started = time.perf_counter()
-        print(f"== bench.{name} ==", file=sys.stderr, flush=True)
-        module = importlib.import_module(f"bench.{name}")
-        status = module.main([])
         print(
-            f"== bench.{name}: done in {time.perf_counter() - started:.0f} s ==",
+            f"== bench {name}: python -m bench.{module} {' '.join(args)} ==",
+            file=sys.stderr,
+            flush=True,
+        )
+        status = importlib.import_module(f"bench.{module}").main(args)
+        print(
+            f"== bench {name}: done in {time.perf_counter() - started:.0f} s ==",
             file=sys.stderr,
             flush=True,
         )

@@ -3,6 +3,12 @@
     python -m bench.detectors [--out bench/results] [--model smollm2-135m-instruct]
                               [--max-tokens 512] [--seed 0] [--threads 1]
     python -m bench.detectors --report-only    # rewrite detectors.md/.png from the JSON
+    python -m bench.detectors --ordinary-only [--runs-db PATH]   # only the part below
+
+A third part needs no model: ordinary agent runs (the task suite's reference solutions,
+replayed through the real runtime; ``bench/ordinary.py``) and how many loop-detector
+strikes they earn, which are all false alarms (target: none). ``--runs-db`` adds stored
+runs, re-observed by a fresh loop detector and reported by status.
 
 Two prompt sets, all sent to one model (``smollm2-135m-instruct`` by default) with greedy
 sampling and a fixed seed, so a rerun on the same machine gives the same text:
@@ -45,6 +51,8 @@ from typing import Any
 
 from agentkit import LlamaConfig, LlamaCppModel, Message, ModelResponse, Sampling, get_model
 from agentkit.detection import DetectorConfig, StreamDetector, Strike
+
+from .ordinary import redetect_store, replay_tasks, summarise_ordinary
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 OVERHEAD_TARGET = 0.02
@@ -450,6 +458,79 @@ def _normal_json(row: NormalRow) -> dict[str, Any]:
     return data
 
 
+# -- ordinary agent runs ---------------------------------------------------------------------
+
+
+def ordinary_part(runs_db: Path | None) -> dict[str, Any]:
+    """Replays of the task suite (and recorded runs, if given) through the loop detector."""
+    rows, control = replay_tasks()
+    recorded = redetect_store(runs_db) if runs_db is not None else None
+    return {
+        "summary": summarise_ordinary(rows, control, recorded),
+        "rows": [asdict(r) for r in rows],
+        "recorded": recorded,
+        "runs_db": str(runs_db) if runs_db is not None else None,
+    }
+
+
+def ordinary_line(part: dict[str, Any]) -> str:
+    s = part["summary"]
+    return (
+        f"ordinary runs: {s['false_alarm_runs']} of {s['runs']} replayed runs flagged "
+        f"({s['false_alarm_strikes']} strikes); control: {s['control']['strikes']} strike(s)"
+    )
+
+
+def render_ordinary(part: dict[str, Any] | None) -> list[str]:
+    """The report's section on ordinary agent runs (absent from older JSON files)."""
+    if part is None:
+        return []
+    s = part["summary"]
+    rows = ["| kind | runs | runs with a strike | strikes |", "|---|---:|---:|---:|"]
+    for kind, k in s["by_kind"].items():
+        rows.append(f"| {kind} | {k['runs']} | {k['runs_with_strikes']} | {k['strikes']} |")
+    rows.append(
+        f"| **total** | **{s['runs']}** | **{s['false_alarm_runs']}** "
+        f"| **{s['false_alarm_strikes']}** |"
+    )
+    alarms = [
+        f"- {a['task']} ({a['variant']}): {', '.join(a['detectors'])}: {'; '.join(a['windows'])}"
+        for a in s["false_alarms"]
+    ]
+    c = s["control"]
+    checked = (
+        "all of them succeeded and their checkers accepted the outcome"
+        if s["all_succeeded_and_checked"]
+        else "NOT all of them succeeded with an accepted outcome (see the rows in the JSON)"
+    )
+    lines = [
+        "## Ordinary agent runs: loop-detector false alarms",
+        "",
+        f"The {s['tasks']} tasks of the ladder's task suite, each run by its reference "
+        "solution through `ScriptedModel` in a real `Agent` (real tools, real run store, "
+        f"the runtime's own detectors), in {len(s['variants'])} variants: "
+        f"{' and '.join(s['variants'])}; {checked}. None of them loops, so every strike "
+        "is a false alarm.",
+        "",
+        *rows,
+        "",
+        *(alarms or ["No replayed run earned a strike."]),
+        "",
+        f"Control (a run that does loop: {c['variant']}): {c['strikes']} strike(s) "
+        f"({', '.join(c['detectors']) or 'none'}), so the count does see strikes.",
+    ]
+    if s.get("recorded") is not None:
+        lines += ["", f"Recorded runs of `{part['runs_db']}`, re-observed by a fresh "
+                  "`LoopDetector` (these may loop for real):", "",
+                  "| status | runs | flagged now | flagged when recorded |",
+                  "|---|---:|---:|---:|"]  # fmt: skip
+        for status, r in s["recorded"]["by_status"].items():
+            lines.append(
+                f"| {status} | {r['runs']} | {r['flagged_now']} | {r['flagged_when_recorded']} |"
+            )
+    return [*lines, ""]
+
+
 # -- reports -----------------------------------------------------------------------------------
 
 
@@ -519,6 +600,7 @@ def render_markdown(payload: dict[str, Any]) -> str:
             "",
             *_verdict(payload),
             "",
+            *render_ordinary(payload.get("ordinary")),
             f"Machine: {env['processor']}, {env['cpu_count']} CPUs, {env['platform']}; Python "
             f"{env['python']}; agentkit {v['agentkit']}, llama-cpp-python "
             f"{v['llama_cpp_python']}; load average at start "
@@ -605,7 +687,16 @@ def render_chart(payload: dict[str, Any], path: Path) -> None:
 
     loops = list(reversed(payload["loops"]))
     normal = list(reversed(payload["normal"]))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [3, 2]})
+    ordinary = payload.get("ordinary")
+    if ordinary is None:
+        fig, (left, right) = plt.subplots(
+            1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [3, 2]}
+        )
+    else:
+        fig, (left, right, third) = plt.subplots(
+            1, 3, figsize=(17, 5.2), gridspec_kw={"width_ratios": [3, 2, 1.6]}
+        )
+        _ordinary_panel(third, ordinary["summary"])
     ys = list(range(len(loops)))
     left.barh(
         [y + 0.2 for y in ys],
@@ -651,6 +742,20 @@ def render_chart(payload: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _ordinary_panel(ax: Any, summary: dict[str, Any]) -> None:
+    kinds = list(summary["by_kind"])
+    runs = [summary["by_kind"][k]["runs"] for k in kinds]
+    flagged = [summary["by_kind"][k]["runs_with_strikes"] for k in kinds]
+    ax.barh(kinds, runs, color="#a0aec0", label="replayed runs")
+    ax.barh(kinds, flagged, color="#c53030", label="runs with a strike (false alarms)")
+    for y, (n, f) in enumerate(zip(runs, flagged, strict=True)):
+        ax.text(n + 0.5, y, f"{f}/{n}", va="center", fontsize=8)
+    ax.set_xlim(0, max(runs, default=1) * 1.3)
+    ax.set_xlabel("runs")
+    ax.set_title("Ordinary runs: false alarms")
+    ax.legend(loc="lower right", fontsize=7)
+
+
 def write_reports(payload: dict[str, Any], out: Path, *, rewrite_json: bool = True) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if rewrite_json:
@@ -678,6 +783,15 @@ def _parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=1, help="llama.cpp threads (default 1: a shared machine)"
     )
     parser.add_argument(
+        "--ordinary-only",
+        action="store_true",
+        help="only replay ordinary agent runs through the loop detector (no model) and "
+        "update that part of detectors.json",
+    )
+    parser.add_argument(
+        "--runs-db", type=Path, help="also re-observe the recorded runs of this run store"
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="rewrite detectors.md and detectors.png from detectors.json without generating",
@@ -690,6 +804,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.report_only:
         recorded = json.loads((args.out / "detectors.json").read_text(encoding="utf-8"))
         write_reports(recorded, args.out, rewrite_json=False)
+        return 0
+    if args.ordinary_only:
+        recorded = json.loads((args.out / "detectors.json").read_text(encoding="utf-8"))
+        recorded["ordinary"] = ordinary_part(args.runs_db)
+        write_reports(recorded, args.out)
+        print(ordinary_line(recorded["ordinary"]), file=sys.stderr)
         return 0
     config = LlamaConfig(n_ctx=2048, n_threads=args.threads, seed=args.seed)
     model = get_model(args.model, config)
@@ -719,6 +839,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "summary": summarise(loops, normal),
         "loops": [_loop_json(r) for r in loops],
         "normal": [_normal_json(r) for r in normal],
+        "ordinary": ordinary_part(args.runs_db),
     }
     write_reports(payload, args.out)
     s_loop, s_norm = payload["summary"]["loops"], payload["summary"]["normal"]
@@ -729,6 +850,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"false trips {len(s_norm['false_trips'])}; wrote {args.out}/detectors.{{json,md,png}}",
         file=sys.stderr,
     )
+    print(ordinary_line(payload["ordinary"]), file=sys.stderr)
     return 0
 
 

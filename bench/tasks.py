@@ -38,6 +38,8 @@ from typing import Any, Literal, Protocol
 from agentkit import Agent, ChatModel, ModelLadder, RunStore, Sampling, Tool, ToolError
 from agentkit.tools import Workspace, calculator
 
+from . import harness
+
 __all__ = [
     "KINDS",
     "SYSTEM_PROMPTS",
@@ -49,6 +51,7 @@ __all__ = [
     "Task",
     "answer_has_number",
     "answer_has_text",
+    "as_cases",
     "build_agent",
     "numbers_in",
     "tasks",
@@ -917,3 +920,35 @@ def tasks(
         per_kind[task.kind] = per_kind.get(task.kind, 0) + 1
         chosen.append(task)
     return chosen
+
+
+def as_cases(limit: int | None = None) -> list[harness.Case]:
+    """The suite as harness cases (all held out: nothing is calibrated on them)."""
+    out = []
+    for task in tasks(limit=limit):
+
+        def setup(
+            root: Path, task: Task = task
+        ) -> tuple[list[Tool], Callable[[str | None], harness.Check]]:
+            env = task.setup(root)
+
+            def check(answer: str | None) -> harness.Check:
+                verdict = env.check(answer)
+                return harness.Check(verdict.ok, verdict.detail)
+
+            return env.tools, check
+
+        out.append(
+            harness.Case(
+                id=task.id,
+                suite="tasks",
+                split="test",
+                kind=task.kind,
+                prompt=task.prompt,
+                system_prompt=SYSTEM_PROMPTS[task.kind],
+                setup=setup,
+                max_steps=8,
+                max_tokens=192,
+            )
+        )
+    return out

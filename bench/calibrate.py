@@ -1,0 +1,217 @@
+"""Fit the thresholds agentkit decides by, on training splits only, and save them.
+
+    python -m bench.calibrate choice   [--per-category 30]   # BFCL train half -> tool choice
+    python -m bench.calibrate policy   [--rows bench/results/ladder-gsm-train.json]
+    python -m bench.calibrate install  # copy the fitted values into the shipped defaults
+
+**Tool choice** (whether a first call is made at all, and whether the system prompt shows an
+example of several calls in one reply): on the BFCL training half (live_simple,
+live_multiple, live_irrelevance, and live_parallel_multiple, so that live_parallel stays
+wholly held out), each case is run through agentkit without and with the example,
+recording the outcome and the decision confidence of the call it made. A floor on that
+confidence (below it, the call is not made and the turn answers in text) then gives every
+case a known outcome (text is right only where no function fits), so the pair (example or
+not, floor) that maximises the mean accuracy over the categories is found by search.
+
+**Ladder policy**: from always-0.5B and always-1.5B runs on the GSM training split
+(``python -m bench.ladder --suite gsm --split train --configs small large``), the answer
+confidence below which the ladder redoes the 0.5B's final answer on the 1.5B is searched:
+each case then takes the 1.5B's outcome at the cost of one cold 1.5B turn (its last prompt
+plus the 1.5B's own generation), or keeps the 0.5B's. The threshold that solves the most
+within half the 1.5B's compute wins; whether an answer given without any tool call is
+escalated is chosen the same way.
+
+Everything goes to bench/results/calibration.json, with the training figures behind
+each choice; the held-out reports (bench.bfcl, bench.ladder) read it from there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import random
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agentkit import DefaultPolicy, RunStore, ToolChoice
+
+from . import bfcl_data
+
+OUT = Path("bench/results/calibration.json")
+CHOICE_CATEGORIES = ("live_simple", "live_multiple", "live_irrelevance", "live_parallel_multiple")
+LARGE_PARAMS = 1.78e9
+"""Parameters of qwen2.5-coder-1.5b as the catalog counts them (embeddings included)."""
+
+
+def _load() -> dict[str, Any]:
+    return json.loads(OUT.read_text()) if OUT.exists() else {}
+
+
+def _save(data: dict[str, Any]) -> None:
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+# -- tool choice --------------------------------------------------------------------------------
+
+
+def fit_choice(per_category: int) -> dict[str, Any]:
+    from .bfcl import AgentkitTurn
+
+    check = bfcl_data.checker()
+    cases = []
+    for category in CHOICE_CATEGORIES:
+        pool = [c for c in bfcl_data.load(category) if c.split == "train"]
+        random.Random(f"calibrate:{category}").shuffle(pool)
+        cases += pool[:per_category]
+    records = []
+    with tempfile.TemporaryDirectory(prefix="calibrate-") as tmp:
+        store = RunStore(Path(tmp) / "runs.db")
+        for example in (False, True):
+            turn = AgentkitTurn(store, ToolChoice(several_example=example))
+            for i, case in enumerate(cases, 1):
+                calls, confidence = turn.with_confidence(case)
+                ok = check(case, calls)[0]
+                records.append(
+                    {
+                        "id": case.id,
+                        "category": case.category,
+                        "example": example,
+                        "ok": ok,
+                        "calls": len(calls),
+                        "confidence": confidence if calls else None,
+                    }
+                )
+                print(
+                    f"[example={example} {i}/{len(cases)}] {case.id} ok={ok} "
+                    f"calls={len(calls)} confidence={confidence}",
+                    flush=True,
+                )
+    return {"records": records, **_search_choice(records)}
+
+
+def _accuracy(records: Sequence[dict[str, Any]], floor: float) -> dict[str, float]:
+    """Per category, with first calls below ``floor`` confidence turned into text answers."""
+    per: dict[str, list[bool]] = {}
+    for r in records:
+        declined = r["confidence"] is not None and r["confidence"] < floor
+        ok = (r["category"] == "live_irrelevance") if declined else r["ok"]
+        per.setdefault(r["category"], []).append(bool(ok))
+    return {c: sum(v) / len(v) for c, v in per.items()}
+
+
+def _search_choice(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    scored = []
+    for example in (False, True):
+        mine = [r for r in records if r["example"] == example]
+        seen = sorted({r["confidence"] for r in mine if r["confidence"] is not None})
+        for floor in [0.0, *[(a + b) / 2 for a, b in itertools.pairwise(seen)]]:
+            acc = _accuracy(mine, floor)
+            mean = sum(acc.values()) / len(acc)
+            # ties: no example (a shorter prompt), then the lower floor
+            scored.append((mean, not example, -floor, example, floor, acc))
+    mean, _, _, example, floor, acc = max(scored)
+    plain = [r for r in records if not r["example"]]
+    return {
+        "tool_choice": ToolChoice(
+            min_call_confidence=round(floor, 4), several_example=example
+        ).model_dump(exclude={"plan_question"}),
+        "train_accuracy": acc,
+        "train_mean_accuracy": mean,
+        "train_accuracy_default": _accuracy(plain, 0.0),
+    }
+
+
+# -- ladder policy ------------------------------------------------------------------------------
+
+
+def fit_policy(rows_path: Path) -> dict[str, Any]:
+    rows = json.loads(rows_path.read_text())["rows"]
+    small = {r["case"]: r for r in rows if r["config"] == "small"}
+    large = {r["case"]: r for r in rows if r["config"] == "large"}
+    cases = sorted(small.keys() & large.keys())
+    if not cases:
+        raise SystemExit(f"{rows_path} has no case run under both small and large")
+    budget = 0.5 * sum(large[c]["compute"] for c in cases)
+    finals = sorted({(small[c]["confidences"] or [None])[-1] or 0.0 for c in cases})
+    candidates = [0.0, *[(a + b) / 2 for a, b in itertools.pairwise(finals)], 1.01]
+    best: tuple[Any, ...] | None = None
+    for tau in candidates:
+        for no_tools in (False, True):
+            solved, compute, escalated = _simulate(cases, small, large, tau, no_tools)
+            key = (compute <= budget, solved, -compute)
+            if best is None or key > best[0]:
+                best = (key, tau, no_tools, solved, compute, escalated)
+    assert best is not None
+    _, tau, no_tools, solved, compute, escalated = best
+    policy = DefaultPolicy(
+        low_confidence=0.0,  # mid-run calls are judged by hard signals, not confidence
+        answer_confidence=round(min(tau, 1.0), 4),
+        expect_tool_use=no_tools,
+    )
+    return {
+        "policy": dataclasses.asdict(policy),
+        "train": {
+            "cases": len(cases),
+            "small_solved": sum(small[c]["solved"] for c in cases),
+            "large_solved": sum(large[c]["solved"] for c in cases),
+            "large_compute": round(2 * budget, 1),
+            "simulated_ladder_solved": solved,
+            "simulated_ladder_compute": round(compute, 1),
+            "simulated_escalations": escalated,
+        },
+    }
+
+
+def _simulate(
+    cases: Sequence[str],
+    small: dict[str, Any],
+    large: dict[str, Any],
+    tau: float,
+    no_tools: bool,
+) -> tuple[int, float, int]:
+    solved, compute, escalated = 0, 0.0, 0
+    for c in cases:
+        s, big = small[c], large[c]
+        final = (s["confidences"] or [None])[-1]
+        unfinished = s["status"] != "succeeded"
+        up = unfinished or final is None or final < tau or (no_tools and s["tool_calls"] == 0)
+        compute += s["compute"]
+        if up:
+            escalated += 1
+            compute += (s["last_prompt_tokens"] + big["completion_tokens"]) * LARGE_PARAMS / 1e9
+            solved += bool(big["solved"])
+        else:
+            solved += bool(s["solved"])
+    return solved, compute, escalated
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.calibrate", description=__doc__.split("\n")[0] if __doc__ else ""
+    )
+    p.add_argument("what", choices=("choice", "policy"))
+    p.add_argument("--per-category", type=int, default=30)
+    p.add_argument("--rows", type=Path, default=Path("bench/results/ladder-gsm-train.json"))
+    args = p.parse_args(argv)
+    data = _load()
+    if args.what == "choice":
+        fitted = fit_choice(args.per_category)
+        data["tool_choice"] = fitted["tool_choice"]
+        data["tool_choice_fit"] = {k: v for k, v in fitted.items() if k != "tool_choice"}
+    else:
+        fitted = fit_policy(args.rows)
+        data["policy"] = fitted["policy"]
+        data["policy_fit"] = fitted["train"]
+    _save(data)
+    print(json.dumps({k: v for k, v in fitted.items() if k != "records"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
