@@ -13,10 +13,14 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 # One wheel directory per build flavour: pip's own wheel cache ignores CMAKE_ARGS.
 WHEELS := $(CACHE)/wheels/$(shell printf '%s' '$(LLAMA_VERSION) $(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 export AGENTKIT_HOME ?= $(CACHE)
+# llama.cpp's own programs (llama-server, llama-batched-bench), built from the llama.cpp the
+# sdist vendors, one folder per version and flag set like the wheels; tests find them here.
+LLAMA_TOOLS_BIN := $(CACHE)/llama.cpp/$(LLAMA_VERSION)-$(shell printf '%s' '$(LLAMA_VERSION) $(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)/bin
+export AGENTKIT_LLAMA_BIN ?= $(LLAMA_TOOLS_BIN)
 DEFAULT_MODELS := smollm2-135m-instruct qwen2.5-coder-0.5b-instruct
 LADDER_MODELS := $(DEFAULT_MODELS) qwen2.5-coder-1.5b-instruct
 
-.PHONY: setup models models-all test lint typecheck unit demo bench clean
+.PHONY: setup models models-all llama-tools test lint typecheck unit demo bench clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +30,15 @@ $(VENV)/.installed: pyproject.toml scripts/build_llama.sh
 	WHEELS="$(WHEELS)" LLAMA_VERSION="$(LLAMA_VERSION)" \
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" PIP="$(BIN)/python -m pip" scripts/build_llama.sh
 	$(BIN)/python -m pip install --quiet --find-links "$(WHEELS)" -e '.[dev,hub]'
+	@# run_python's sandbox: an agent running as root can only be contained by bubblewrap.
+	@command -v bwrap >/dev/null || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null \
+	  || apt-get install -y -q bubblewrap >/dev/null || (apt-get update -q >/dev/null \
+	  && apt-get install -y -q bubblewrap >/dev/null) || echo "note: no bubblewrap (bwrap)"
+	@# The PostgreSQL store's tests start a real server of their own (initdb, pg_ctl).
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null \
+	  || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null \
+	  || apt-get install -y -q postgresql >/dev/null || (apt-get update -q >/dev/null \
+	  && apt-get install -y -q postgresql >/dev/null) || echo "note: no PostgreSQL server (postgresql)"
 	touch $@
 
 models: setup
@@ -33,6 +46,10 @@ models: setup
 
 models-all: setup
 	$(BIN)/agentkit models pull $(LADDER_MODELS)
+
+llama-tools: setup
+	CACHE="$(CACHE)" LLAMA_VERSION="$(LLAMA_VERSION)" LLAMA_CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+	  PIP="$(BIN)/python -m pip" scripts/build_llama_tools.sh
 
 lint: setup
 	$(BIN)/ruff check agentkit tools tui tests examples bench scripts
@@ -44,14 +61,19 @@ typecheck: setup
 unit: setup
 	$(BIN)/pytest -m "not integration" -q
 
-test: setup models-all lint
+test: setup models-all llama-tools lint
 	scripts/typecheck.sh
 	$(BIN)/pytest -q
 
 demo: setup models-all
 	$(BIN)/python examples/demo.py
 
-bench: setup models-all
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --find-links "$(WHEELS)" -e '.[dev,hub,bench]'
+	$(BIN)/python -m bench.bfcl --fetch
+	touch $@
+
+bench: setup models-all llama-tools $(VENV)/.bench-installed
 	$(BIN)/python -m bench
 
 clean:

@@ -1,22 +1,21 @@
 """The agentkit demo (`make demo`): an order total worked out on a ladder of local models.
 
-What it shows: adaptive compute. The agent reads an order email and must use the
-calculator for the total, on a ``ModelLadder`` of local models, cheapest first:
-Qwen2.5-Coder 0.5B, then 1.5B. Every model step starts on the cheapest tier and moves
-up only when it goes badly (repetition, invalid calls, low confidence, tool errors),
-then comes back down. Typically the 0.5B model writes the calculator call, then starts
-repeating that call instead of answering; the streaming detector cuts it off and the
-same step is redone on the 1.5B model, which gives the answer. The live lines on stderr
-show each step, the tier that took it and why, every tool call with its result and
-every detector strike. The run goes to the normal run database, so `agentkit monitor`
-shows it straight away.
+What it shows: a small model that finishes its loop, on a ``ModelLadder`` of local models,
+cheapest first: Qwen2.5-Coder 0.5B, then 1.5B. The agent reads an order email and must use
+the calculator for the total. Left to itself, the 0.5B writes the calculator call, gets
+the total, and then calls the calculator again on its own result; agentkit does not run
+that call: it switches the tools off for one turn (answer now) and the 0.5B states the
+total. The 1.5B is only asked when a step goes badly (a loop that answer-now does not
+end, invalid calls, an unsure answer). The live lines on stderr show each step, the tier
+that took it and why, every tool call with its result, every answer-now turn and every
+detector strike. The run goes to the normal run database, so `agentkit monitor` shows it.
 
     .venv/bin/python examples/demo.py
     .venv/bin/python examples/demo.py --model qwen2.5-coder-1.5b-instruct     # no ladder
     .venv/bin/python examples/demo.py --model smollm2-135m-instruct,qwen2.5-coder-0.5b-instruct
 
-Takes about a minute or two on two CPU cores. Exit status: the run's (0 succeeded,
-1 failed, 3 step budget spent, 4 stopped by the loop detectors).
+Takes under a minute on two CPU cores. Exit status: the run's (0 succeeded, 1 failed,
+3 step budget spent, 4 stopped by the loop detectors).
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
-from agentkit import Agent, AgentState, ConsoleProgress, ResponsePlan, Sampling, print_summary
+from agentkit import Agent, AgentState, ConsoleProgress, Sampling, print_summary
 from agentkit.tools import calculator
 
 APP = f"{Path(__file__).resolve()}:build_agent"
@@ -74,9 +73,6 @@ def build_agent(
         name="demo-order-total",
         max_steps=max_steps,
         sampling=Sampling(temperature=0.1, max_tokens=256),
-        # On a ladder, a small model caught repeating itself goes up a tier at once
-        # (resampling it rarely breaks the loop); on the top tier it gets one nudge.
-        responses=ResponsePlan(sequence=("escalate", "escalate", "nudge", "stop")),
         store=db,
         app=APP,
     )
