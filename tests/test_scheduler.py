@@ -422,6 +422,36 @@ def test_a_failed_decode_fails_its_batch_and_the_cache_stays_consistent() -> Non
     s.close()
 
 
+@pytest.mark.parametrize("where", ["place", "release"])
+def test_a_failure_in_the_cache_books_fails_the_job_and_never_loses_it(
+    where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bench run once hung for good: a job left the scheduler's queues without being
+    # settled, so its caller waited on an event nobody would set.
+    s, _ = make()
+    original = getattr(s.pool, where)
+    calls = {"n": 0}
+
+    def broken(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError(f"{where} broke")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(s.pool, where, broken)
+    failed = Job(prompt(120, 8), decoder=Greedy(4))
+    s.submit(failed)
+    assert failed.done.wait(5), "the job was lost"
+    if where == "place":  # it never ran: it fails with the cause
+        assert isinstance(failed.error, ModelError) and f"{where} broke" in str(failed.error)
+    else:  # it had finished generating: it keeps its reply
+        assert failed.error is None
+    monkeypatch.setattr(s.pool, where, original)
+    job, decoder = generate(s, prompt(121, 8), 4)  # the scheduler goes on
+    assert decoder.tokens == reference(job.tokens, 4)
+    s.close()
+
+
 def test_an_abandoned_job_is_ended_and_close_fails_what_waits() -> None:
     s, _ = make(parallel=1)
     gate = threading.Event()

@@ -166,6 +166,9 @@ class Scheduler:
         self._incoming: list[Job] = []
         self._waiting: deque[Job] = deque()
         self._active: list[_Active] = []
+        self._open: set[Job] = set()
+        """Every job submitted and not yet settled, wherever it is: a failure of the
+        scheduler fails all of them, so no caller waits for a job the books lost."""
         self._closed = False
         self._thread: threading.Thread | None = None
         self._counts = _Counts()
@@ -180,6 +183,7 @@ class Scheduler:
             if self._closed:
                 raise ModelError(f"{self.name} was closed; load it again to use it")
             self._incoming.append(job)
+            self._open.add(job)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._serve, name=f"agentkit-decode-{self.name}", daemon=True
@@ -305,6 +309,9 @@ class Scheduler:
                 )
                 self._settle(job)
                 continue
+            except Exception:
+                self._waiting = deque([*kept, job, *self._waiting])  # failed by _serve
+                raise
             if isinstance(placed, str):
                 kept.append(job)
                 blocked = placed == "room"  # first come, first served for room
@@ -409,8 +416,10 @@ class Scheduler:
     def _finish(self, a: _Active) -> None:
         self._active.remove(a)
         a.job.evaluated = a.fed - a.job.cached
-        self.pool.release(a.seq, a.job.keep)
-        self._settle(a.job)
+        try:
+            self.pool.release(a.seq, a.job.keep)
+        finally:  # the job is over either way; a failed release fails the round (_serve)
+            self._settle(a.job)
 
     def _reset_pool(self) -> None:
         old = self.pool
@@ -426,6 +435,8 @@ class Scheduler:
             )
 
     def _settle(self, job: Job) -> None:
+        with self._cond:
+            self._open.discard(job)
         job.finished = time.perf_counter()
         self._counts.jobs += 1
         self._counts.failed += job.error is not None
@@ -440,6 +451,11 @@ class Scheduler:
         self._active.clear()
         while self._waiting:
             job = self._waiting.popleft()
+            job.error = error
+            self._settle(job)
+        with self._cond:
+            lost = [j for j in self._open if j not in self._incoming]
+        for job in lost:  # neither waiting nor active: dropped by the failure itself
             job.error = error
             self._settle(job)
 
