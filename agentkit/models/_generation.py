@@ -75,6 +75,7 @@ class TurnDecoder:
     _sampler: Sampler | None = None
     _branch: str = ""
     _calls: int = 0
+    _first_allowed: npt.NDArray[np.bool_] | None = None
 
     def __post_init__(self) -> None:
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -108,14 +109,23 @@ class TurnDecoder:
         if len(self.logprobs) >= self.max_tokens:
             self.finish = "length"
             return None
+        first = not self.logprobs
         if self._sampler is None:
             self._decide_branch(logits)
         assert self._sampler is not None  # set by _decide_branch
+        # The first token's probability is read among the tokens its branch allows: in a
+        # tools-off turn the model may put most of its mass on a call it may not make,
+        # and that says nothing of how sure it is of the answer it gives instead.
+        allowed = None
+        if first and self._branch != "plain":
+            allowed = self._first_allowed
+            if allowed is None:
+                allowed = self._sampler.allowed(logits)
         token = self._sample(logits)
         if token is None:
             self.finish = "stop"
             return None
-        return self._emit(token, logits)
+        return self._emit(token, logits, allowed)
 
     def close(self) -> None:
         if self._sampler is not None:
@@ -154,6 +164,7 @@ class TurnDecoder:
         taken = p_call >= self.choice.call_threshold
         self.decisions.append(Decision(kind="call", probability=p_call, taken=taken))
         self._branch = "calls" if taken else "text"
+        self._first_allowed = may_call if taken else may_answer
         self._sampler = self._new_sampler(self._branch_grammar(self._branch))
 
     def _sample(self, logits: npt.NDArray[np.float32]) -> int | None:
@@ -194,11 +205,17 @@ class TurnDecoder:
             return end
         return int(np.argmax(np.where(more, logits, -np.inf)))
 
-    def _emit(self, token: int, logits: npt.NDArray[np.float32]) -> int | None:
+    def _emit(
+        self,
+        token: int,
+        logits: npt.NDArray[np.float32],
+        allowed: npt.NDArray[np.bool_] | None = None,
+    ) -> int | None:
         raw = self.side.token_bytes(token)
         self.logprobs.append(
             TokenLogprob(
-                token=raw.decode("utf-8", errors="replace"), logprob=_logprob(logits, token)
+                token=raw.decode("utf-8", errors="replace"),
+                logprob=_logprob(logits, token, allowed),
             )
         )
         piece = self._utf8.decode(raw)
@@ -219,8 +236,14 @@ def _softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
     return e / e.sum()  # type: ignore[no-any-return]
 
 
-def _logprob(logits: npt.NDArray[np.float32], token: int) -> float:
-    """log softmax(logits)[token], computed stably."""
-    peak = float(logits.max())
-    norm = peak + float(np.log(np.exp(logits - peak).sum()))
-    return min(float(logits[token]) - norm, 0.0)
+def _logprob(
+    logits: npt.NDArray[np.float32],
+    token: int,
+    allowed: npt.NDArray[np.bool_] | None = None,
+) -> float:
+    """log softmax(logits)[token], computed stably; among ``allowed`` tokens if given."""
+    chosen = float(logits[token])
+    pool = logits[allowed] if allowed is not None and allowed[token] else logits
+    peak = float(pool.max())
+    norm = peak + float(np.log(np.exp(pool - peak).sum()))
+    return min(chosen - norm, 0.0)
