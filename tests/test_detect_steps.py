@@ -669,7 +669,157 @@ NOT_FLAGGED = [
     ),
 ]
 
-SCENARIOS = FLAGGED + NOT_FLAGGED
+# -- more everyday loops (own) --------------------------------------------------------
+
+MORE_FLAGGED = [
+    Scenario(
+        "same SQL query three times", (C("sql", {"query": "SELECT 1"}, "1"),) * 3, "same_result", 3
+    ),
+    Scenario(
+        "two searches in a cycle",
+        (C("search", {"q": "a"}, "x"), C("search", {"q": "b"}, "y")) * 2
+        + (C("search", {"q": "a"}, "x"),),
+        "cycle",
+        5,
+    ),
+    Scenario(
+        "same error for different queries",
+        tuple(
+            C("query_db", {"sql": f"SELECT {n}"}, "Error: database is locked", error=True)
+            for n in (1, 2, 3)
+        ),
+        "same_error",
+        3,
+    ),
+    Scenario(
+        "replies that differ only in spacing",
+        (LONG_REPLY, LONG_REPLY + "  ", LONG_REPLY.replace(" ", "  ", 1)),
+        "near_duplicate_message",
+        3,
+    ),
+    Scenario(
+        "empty replies after some text", ("Working on it.", EMPTY, EMPTY), "empty_response", 3
+    ),
+    Scenario("same write three times", (write("out.txt", "hi"),) * 3, "same_result", 3),
+    Scenario(
+        "polling an unchanged status stamped with the time",
+        tuple(
+            C("check_job", {"id": 7}, f"running (checked 2026-05-01T10:0{m}:00Z)")
+            for m in (1, 2, 3)
+        ),
+        "same_result",
+        3,
+    ),
+    Scenario(
+        "three git commands in a cycle",
+        (
+            C("git_status", {}, "clean"),
+            C("git_diff", {}, "no changes"),
+            C("git_log", {"n": 1}, "abc123 fix"),
+        )
+        * 2
+        + (C("git_status", {}, "clean"),),
+        "cycle",
+        7,
+    ),
+    Scenario(
+        "same build command failing with varying errors",
+        tuple(
+            C("run", {"cmd": "make build"}, e, error=True)
+            for e in (
+                "make: *** No rule to make target 'build'.",
+                "Error 2",
+                "build failed",
+                "make: *** No rule to make target 'build'.",
+            )
+        ),
+        "same_call",
+        4,
+    ),
+    Scenario(
+        "same price look-up with reordered, padded arguments",
+        (
+            C("get_price", {"item": "pen", "currency": "USD"}, "3.00"),
+            C("get_price", {"currency": "USD", "item": " pen"}, "3.00"),
+            C("get_price", {"item": "pen ", "currency": "USD"}, "3.00"),
+        ),
+        "same_result",
+        3,
+    ),
+    Scenario(
+        # The demo's loop: the calculator on its own result, again and again.
+        "calculator on its own result",
+        (C("calculator", {"expression": "100.55"}, "100.55"),) * 3,
+        "same_result",
+        3,
+    ),
+]
+
+MORE_NOT_FLAGGED = [
+    Scenario(
+        "paging through results",
+        tuple(C("list_items", {"page": p}, f"items {p * 10}-{p * 10 + 9}") for p in range(8)),
+    ),
+    Scenario(
+        "a retry that succeeds",
+        (C("fetch", {"url": "x"}, "Error: timeout", error=True), C("fetch", {"url": "x"}, "200")),
+    ),
+    Scenario(
+        "reading a table row by row",
+        tuple(
+            C("sql", {"query": f"SELECT * FROM t WHERE id={i}"}, f"row {i}: {i * 3}")
+            for i in range(1, 11)
+        ),
+    ),
+    Scenario(
+        "code replies with the same boilerplate",
+        tuple(
+            f"```python\ndef test_{n}():\n    assert square({n}) == {n * n}\n```"
+            for n in range(1, 6)
+        ),
+    ),
+    Scenario(
+        "separator lines in replies",
+        tuple(
+            f"Report {i}\n{'-' * 40}\nTotal: {i * 7}\n{'-' * 40}\nNext: part {i + 1}"
+            for i in range(1, 6)
+        ),
+    ),
+    Scenario(
+        "fetch and summarise alternating with new pages",
+        tuple(
+            step
+            for i in range(1, 6)
+            for step in (
+                C("fetch_page", {"n": i}, f"page {i} text"),
+                C("summarise", {"text": f"page {i} text"}, f"summary of page {i}"),
+            )
+        ),
+    ),
+    Scenario("the same read twice, then an answer", (read("a", "x"), read("a", "x"), "x")),
+    Scenario(
+        "a counter that goes up",
+        tuple(C("increment", {"name": "c"}, str(n)) for n in range(1, 7)),
+    ),
+    Scenario(
+        "two timeouts, then success",
+        (
+            C("fetch", {"u": 1}, "Error: timeout", error=True),
+            C("fetch", {"u": 1}, "Error: timeout", error=True),
+            C("fetch", {"u": 1}, "ok"),
+        ),
+    ),
+    Scenario(
+        "batch conversion with identical results",
+        tuple(C("convert", {"file": f"img{i}.png"}, "converted") for i in range(12)),
+    ),
+    Scenario(
+        "tables in replies",
+        tuple(f"| item | qty |\n|---|---|\n| row {i} | {i * 2} |" for i in range(1, 6)),
+    ),
+]
+
+SCENARIOS = FLAGGED + MORE_FLAGGED + NOT_FLAGGED + MORE_NOT_FLAGGED
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
@@ -689,9 +839,10 @@ def test_scenario(scenario: Scenario) -> None:
 
 
 def test_scenario_balance() -> None:
-    assert len(FLAGGED) >= 15 and len(NOT_FLAGGED) >= 15
+    flagged, quiet = FLAGGED + MORE_FLAGGED, NOT_FLAGGED + MORE_NOT_FLAGGED
+    assert len(flagged) >= 30 and len(quiet) >= 30
     # As many runs that must stay quiet as runs that must trip (no detector by recall alone).
-    assert len(NOT_FLAGGED) >= len(FLAGGED) and len(SCENARIOS) >= 55
+    assert len(quiet) >= len(flagged) and len(SCENARIOS) >= 80
     assert {s.detector for s in FLAGGED} >= {
         "same_call",
         "same_result",
