@@ -142,7 +142,31 @@ def bfcl() -> str:
     return "\n".join(rows) + "\n"
 
 
+def batching() -> str:
+    r = _load("batching")
+    if r is None or "decode" not in r:
+        return _missing("batching")
+    d = r["decode"]
+    rows = [
+        f"Decode throughput, {d['model']}, {d['prompt_tokens']} prompt and "
+        f"{d['generated_tokens']} generated tokens per sequence, against llama.cpp's own "
+        "`llama-batched-bench` in the same run:",
+        "",
+        "| sequences together | llama-batched-bench tok/s | agentkit tok/s | agentkit / raw |",
+        "|---:|---:|---:|---:|",
+    ]
+    for row in d["rows"]:
+        rows.append(
+            f"| {row['n']} | {row['raw_median']:.1f} | {row['agentkit_median']:.1f} | "
+            f"{row['ratio']:.0%} |"
+        )
+    rows += ["", f"Target: at least {d['target']:.0%} of raw at every N: "
+             f"{'met' if d['met'] else 'not met'}."]  # fmt: skip
+    return "\n".join(rows) + "\n"
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
+    "batching": batching,
     "overhead": overhead,
     "detectors": detectors,
     "ladder-gsm": ladder_gsm,
