@@ -452,6 +452,23 @@ def test_a_failure_in_the_cache_books_fails_the_job_and_never_loses_it(
     s.close()
 
 
+def test_a_job_the_cache_keeps_refusing_with_nothing_running_fails_clearly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Seen once in a benchmark: waiting jobs refused round after round while none ran,
+    # and the scheduler spun. It must clear what it can, then fail the job, not spin.
+    s, _ = make()
+    monkeypatch.setattr(s.pool, "place", lambda *a, **k: "room")
+    job = Job(prompt(130, 8), decoder=Greedy(4))
+    s.submit(job)
+    assert job.done.wait(5), "the scheduler spun instead of settling the job"
+    assert isinstance(job.error, ModelError) and "could not place" in str(job.error)
+    monkeypatch.undo()
+    again, decoder = generate(s, prompt(131, 8), 4)
+    assert decoder.tokens == reference(again.tokens, 4)
+    s.close()
+
+
 def test_an_abandoned_job_is_ended_and_close_fails_what_waits() -> None:
     s, _ = make(parallel=1)
     gate = threading.Event()

@@ -322,6 +322,12 @@ class SequencePool:
             for other in self._seqs.values()
         )
 
+    def forget_stale_plans(self) -> None:
+        """Drop the planned prompt of every sequence no job is running on."""
+        for seq in self._seqs.values():
+            if not seq.busy:
+                seq.planned = None
+
     def evict_idle(self) -> bool:
         """Move every idle sequence out of the cache; whether there was any."""
         idle = [s for s in self._seqs.values() if not s.busy]

@@ -273,6 +273,8 @@ class Scheduler:
     def _round(self) -> None:
         self._drop_stopped()
         self._admit()
+        if not self._active and self._waiting:
+            self._unstall()
         if not self._active:
             return
         batch = self._build()
@@ -321,6 +323,29 @@ class Scheduler:
             self._active.append(_Active(job, placed.seq, placed.reused))
         self._waiting = kept
         self._counts.peak = max(self._counts.peak, len(self._active))
+
+    def _unstall(self) -> None:
+        """Jobs wait and none runs, so nothing will free room or finish a shared prefix.
+
+        Seen once in a benchmark: the waiting jobs were refused round after round and the
+        scheduler spun. Move every idle sequence out of the cache and forget plans no job
+        is carrying out, then try again; a job still refused fails with a clear error
+        instead of waiting for ever.
+        """
+        self.pool.evict_idle()
+        self.pool.forget_stale_plans()
+        self._admit()
+        if self._active:
+            return
+        error = ModelError(
+            f"{self.name}: the KV cache could not place a request even with nothing else "
+            "running (a bug in agentkit's batching; please report it). Loading the model "
+            "with LlamaConfig(batching=BatchConfig(parallel=1)) avoids sharing the cache."
+        )
+        while self._waiting:
+            job = self._waiting.popleft()
+            job.error = error
+            self._settle(job)
 
     def _build(self) -> list[_Slice]:
         batch: list[_Slice] = []
