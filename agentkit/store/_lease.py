@@ -14,6 +14,8 @@ import socket
 import time
 import uuid
 
+from .._errors import LeaseLostError, RunLeasedError
+
 __all__ = ["HEARTBEAT_SECONDS", "STALE_SECONDS", "derived_status", "lease_live", "new_owner"]
 
 STALE_SECONDS = 30.0
@@ -51,6 +53,28 @@ def lease_live(owner: str | None, heartbeat: float | None, now: float | None = N
     if host == _HOST and pid.isdigit():
         return _process_alive(int(pid))
     return True
+
+
+def check_claim(run_id: str, owner: str, holder: str | None, heartbeat: float | None) -> None:
+    """RunLeasedError unless ``owner`` may take the lease from ``holder`` (both stores)."""
+    if holder in (None, owner) or not lease_live(holder, heartbeat):
+        return
+    quiet = time.time() - (heartbeat or 0.0)
+    raise RunLeasedError(
+        f"another executor ({holder}) is running it; its last heartbeat was {quiet:.0f} s "
+        f"ago. Wait for it to finish, or, if it is dead, retry once it has been quiet for "
+        f"{STALE_SECONDS:.0f} s",
+        run_id=run_id,
+    )
+
+
+def lease_lost(run_id: str, holder: str | None) -> LeaseLostError:
+    """The error of an executor whose run another one took over (both stores)."""
+    return LeaseLostError(
+        f"another executor ({holder or '?'}) took this run over; "
+        "this one stopped without writing its step",
+        run_id=run_id,
+    )
 
 
 def derived_status(

@@ -13,8 +13,8 @@ import time
 from psycopg import Cursor
 from psycopg.rows import DictRow
 
-from .._errors import LeaseLostError, ResumeError, RunLeasedError
-from ._lease import STALE_SECONDS, lease_live
+from .._errors import ResumeError
+from ._lease import check_claim, lease_lost
 from ._pg_schema import NAMESPACE
 
 __all__ = ["claim", "release", "renew"]
@@ -26,15 +26,7 @@ def claim(cur: Cursor[DictRow], run_id: str, owner: str) -> None:
     row = cur.fetchone()
     if row is None:
         raise ResumeError("no such run", run_id=run_id)
-    holder, beat = row["owner"], row["heartbeat"]
-    if holder not in (None, owner) and lease_live(holder, beat):
-        quiet = time.time() - beat
-        raise RunLeasedError(
-            f"another executor ({holder}) is running it; its last heartbeat was {quiet:.0f} s "
-            f"ago. Wait for it to finish, or, if it is dead, retry once it has been quiet for "
-            f"{STALE_SECONDS:.0f} s",
-            run_id=run_id,
-        )
+    check_claim(run_id, owner, row["owner"], row["heartbeat"])
     cur.execute(
         f"UPDATE {NAMESPACE}.runs SET owner=%s, heartbeat=%s, pid=%s WHERE id=%s",
         (owner, time.time(), os.getpid(), run_id),
@@ -52,11 +44,7 @@ def renew(cur: Cursor[DictRow], run_id: str, owner: str | None) -> None:
     if cur.rowcount == 0:
         cur.execute(f"SELECT owner FROM {NAMESPACE}.runs WHERE id=%s", (run_id,))
         holder = cur.fetchone()
-        raise LeaseLostError(
-            f"another executor ({holder['owner'] if holder else '?'}) took this run over; "
-            "this one stopped without writing its step",
-            run_id=run_id,
-        )
+        raise lease_lost(run_id, holder["owner"] if holder else None)
 
 
 def release(cur: Cursor[DictRow], run_id: str, owner: str | None) -> None:

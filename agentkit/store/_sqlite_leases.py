@@ -6,8 +6,8 @@ import os
 import sqlite3
 import time
 
-from .._errors import LeaseLostError, ResumeError, RunLeasedError
-from ._lease import STALE_SECONDS, lease_live
+from .._errors import ResumeError
+from ._lease import check_claim, lease_lost
 
 __all__ = ["claim", "release", "renew"]
 
@@ -17,15 +17,7 @@ def claim(tx: sqlite3.Connection, run_id: str, owner: str) -> None:
     row = tx.execute("SELECT owner, heartbeat FROM runs WHERE id=?", (run_id,)).fetchone()
     if row is None:
         raise ResumeError("no such run", run_id=run_id)
-    holder, beat = row["owner"], row["heartbeat"]
-    if holder not in (None, owner) and lease_live(holder, beat):
-        quiet = time.time() - beat
-        raise RunLeasedError(
-            f"another executor ({holder}) is running it; its last heartbeat was {quiet:.0f} s "
-            f"ago. Wait for it to finish, or, if it is dead, retry once it has been quiet for "
-            f"{STALE_SECONDS:.0f} s",
-            run_id=run_id,
-        )
+    check_claim(run_id, owner, row["owner"], row["heartbeat"])
     tx.execute(
         "UPDATE runs SET owner=?, heartbeat=?, pid=? WHERE id=?",
         (owner, time.time(), os.getpid(), run_id),
@@ -42,11 +34,7 @@ def renew(tx: sqlite3.Connection, run_id: str, owner: str | None) -> None:
     )
     if cur.rowcount == 0:
         holder = tx.execute("SELECT owner FROM runs WHERE id=?", (run_id,)).fetchone()
-        raise LeaseLostError(
-            f"another executor ({holder['owner'] if holder else '?'}) took this run over; "
-            "this one stopped without writing its step",
-            run_id=run_id,
-        )
+        raise lease_lost(run_id, holder["owner"] if holder else None)
 
 
 def release(tx: sqlite3.Connection, run_id: str, owner: str | None) -> None:
