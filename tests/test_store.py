@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
+from store_contract import step  # one StepRow maker for every store test
 
 from agentkit._errors import SchemaVersionError, StoreError
 from agentkit.events import DetectorStrike, Event, ModelCalled, RunStarted, TierChosen
 from agentkit.models import Usage
 from agentkit.runtime import RunTotals, StepRecord
-from agentkit.store import SCHEMA_VERSION, Batch, RunStore, StepRow, ToolResult
-
-
-def step(run_id: str, idx: int, tier: int | None = 0) -> StepRow:
-    return StepRow(
-        run_id=run_id,
-        idx=idx,
-        node="model",
-        kind="model",
-        started_at=1.0,
-        finished_at=2.0,
-        state_json=json.dumps({"state": {}, "counters": {}}),
-        model="m",
-        tier=tier,
-        prompt_tokens=100,
-        cached_tokens=80,
-        evaluated_tokens=20,
-        completion_tokens=10,
-        seconds=0.5,
-        compute=0.1,
-        next_node="tools",
-    )
+from agentkit.store import SCHEMA_VERSION, Batch, RunStore, ToolResult
 
 
 def add_events(store: RunStore, *events: Event) -> None:
