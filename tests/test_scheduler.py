@@ -296,6 +296,20 @@ def test_a_shared_prefix_is_evaluated_once_and_copied() -> None:
     s.close()
 
 
+def test_a_fork_with_few_sequences_skips_the_pin_instead_of_waiting() -> None:
+    # With two sequences, pinning the shared prefix and forking needs two ids, and the
+    # only other one belongs to the source: the job waited for ever (bench.batching).
+    s, _ = make(parallel=1, sequences=2)
+    system = prompt(8, 60)
+    a, b = prompt(9, 10, system), prompt(10, 12, system)
+    generate(s, a, 6)
+    job_b, dec_b = generate(s, b, 6)
+    assert job_b.error is None and job_b.cached == 60
+    assert dec_b.tokens == reference(b, 6)
+    assert s.stats().forks == 1 and s.stats().shared_prefixes == 0
+    s.close()
+
+
 def test_a_prompt_in_evaluation_is_waited_for_not_evaluated_twice() -> None:
     s, _ = make(prefill_chunk=8)
     system = prompt(12, 100)

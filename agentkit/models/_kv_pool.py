@@ -226,8 +226,12 @@ class SequencePool:
         return self._start(seq, req, len(seq.tokens), 0, "takeover", extra)
 
     def _fork(self, src: Seq, req: Tokens, common: int, extra: int) -> Placement | Wait:
-        pin = self._wants_pin(src, common)
-        if not self._room(len(req) - common + extra, keep=src) or not self._ids(1 + pin, src):
+        if not self._room(len(req) - common + extra, keep=src):
+            return "room"
+        # The shared prefix gets a sequence of its own only where there are ids for both:
+        # with few sequences, waiting for two ids that only ``src`` holds would never end.
+        pin = self._wants_pin(src, common) and self._ids(2, src)
+        if not pin and not self._ids(1, src):
             return "room"
         if pin:
             self._pin(src, common)
@@ -321,12 +325,6 @@ class SequencePool:
             and _common(other.tokens, mine, len(mine)) == len(mine)
             for other in self._seqs.values()
         )
-
-    def forget_stale_plans(self) -> None:
-        """Drop the planned prompt of every sequence no job is running on."""
-        for seq in self._seqs.values():
-            if not seq.busy:
-                seq.planned = None
 
     def evict_idle(self) -> bool:
         """Move every idle sequence out of the cache; whether there was any."""

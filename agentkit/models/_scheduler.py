@@ -325,18 +325,9 @@ class Scheduler:
         self._counts.peak = max(self._counts.peak, len(self._active))
 
     def _unstall(self) -> None:
-        """Jobs wait and none runs, so nothing will free room or finish a shared prefix.
-
-        Seen once in a benchmark: the waiting jobs were refused round after round and the
-        scheduler spun. Move every idle sequence out of the cache and forget plans no job
-        is carrying out, then try again; a job still refused fails with a clear error
-        instead of waiting for ever.
-        """
-        self.pool.evict_idle()
-        self.pool.forget_stale_plans()
-        self._admit()
-        if self._active:
-            return
+        """Jobs wait and none runs, so nothing will free room or finish a shared prefix:
+        fail them with a clear error rather than retry them for ever (a fork that waited
+        for ids only its source held once made the scheduler spin)."""
         error = ModelError(
             f"{self.name}: the KV cache could not place a request even with nothing else "
             "running (a bug in agentkit's batching; please report it). Loading the model "
