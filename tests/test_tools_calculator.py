@@ -110,6 +110,43 @@ def test_refusals_raise_tool_error_with_a_reason(expression: str, message: str) 
         calculator(expression)
 
 
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        # Small models write each step with the value they expect (seen with Qwen 0.5B on
+        # GSM problems): the computed side is evaluated, the written value checked.
+        ("15 - 7 = 8", "8"),
+        ("8 * 4 = 33", "33 is wrong: 8 * 4 = 32"),
+        ("10/4 = 2", "2 is wrong: 10/4 = 2.5"),
+        ("32 / 15 = 2.13", "2.13333333333 (exactly 32/15)"),  # rounded to its digits: right
+        ("32 / 15 = 2.14", "2.14 is wrong: 32 / 15 = 2.13333333333 (exactly 32/15)"),
+        ("15 - 7 =", "8"),
+        ("total = 15 * 4", "60"),
+        ("pi = 3.14159", "3.14159265359"),
+        ("6 * 7 = answer", "42"),
+    ],
+)
+def test_an_equation_is_checked_and_its_computed_side_returned(
+    expression: str, expected: str
+) -> None:
+    assert calculator(expression) == expected
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("= 5", "nothing to compute before '='"),
+        ("1 = 2 = 3", "cannot parse"),
+        ("x = y", "unknown name 'y'"),
+        ("1 == 1", "not arithmetic"),
+        ("2 <= 3", "not arithmetic"),
+    ],
+)
+def test_what_is_not_one_equation_is_still_refused(expression: str, message: str) -> None:
+    with pytest.raises(ToolError, match=message):
+        calculator(expression)
+
+
 def test_huge_powers_are_refused_fast() -> None:
     start = time.monotonic()
     for expression in ("9 ** 9 ** 9", "(10 ** 3000) ** 3000", "2 ** 2 ** 2 ** 2 ** 2 ** 2"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Context, Decimal, localcontext
@@ -79,18 +80,79 @@ def calculator(expression: str) -> str:
         )
     # Small models write powers as ^ and copy typographic operators from prose.
     text = text.replace("^", "**").replace("×", "*").replace("÷", "/").replace("−", "-")
+    equation = _equation(text)
+    if equation is not None:
+        return _check_equation(*equation)
+    result = _evaluate(text, expression)
+    return format_number(result.value, exact=result.exact)
+
+
+_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_ ]*")
+
+
+def _equation(text: str) -> tuple[str, str] | None:
+    """``(left, right)`` when ``text`` is one equation, ``a = b``; None otherwise.
+
+    Small models reason through the calculator: they write each step with the value they
+    expect (``15 - 7 = 8``), or name it (``total = 15 * 4``). Refusing those as syntax
+    errors leaves them retrying the same steps; checking them gives each step its value.
+    Comparisons (``==``, ``<=``, ``>=``, ``!=``) are not equations.
+    """
+    cuts, depth = [], 0
+    for i, ch in enumerate(text):
+        depth += (ch == "(") - (ch == ")")
+        alone = text[i - 1 : i] not in ("=", "<", ">", "!") and text[i + 1 : i + 2] != "="
+        if ch == "=" and depth == 0 and alone:
+            cuts.append(i)
+    if len(cuts) != 1:
+        return None  # no '=', or a chain of them: left to the parser's own error
+    return text[: cuts[0]].strip(), text[cuts[0] + 1 :].strip()
+
+
+def _check_equation(left: str, right: str) -> str:
+    """The value of an equation's computed side, and whether the written value was right."""
+    if _LABEL.fullmatch(left) and left not in _CONSTANTS and right:
+        left, right = right, ""  # "total = 15 * 4": the right side is the arithmetic
+    if not left:
+        raise ToolError(
+            f"nothing to compute before '=' in {_short(left + ' = ' + right)!r}; pass "
+            "the arithmetic itself, such as '15 - 7'"
+        )
+    value = _evaluate(left, left)
+    shown = format_number(value.value, exact=value.exact)
+    if not right or _LABEL.fullmatch(right):
+        return shown
+    try:
+        claimed = _evaluate(right, right)
+    except ToolError:
+        return shown
+    if _agrees(claimed.value, value.value, right):
+        return shown
+    # The computed value comes last: a reader taking the last number takes the right one.
+    return f"{right} is wrong: {left} = {shown}"
+
+
+def _agrees(claimed: Fraction, value: Fraction, written: str) -> bool:
+    """Whether the written value is the computed one, or it rounded to the digits written."""
+    if claimed == value:
+        return True
+    decimals = re.fullmatch(r"-?\d*\.(\d+)", written.strip())
+    places = len(decimals.group(1)) if decimals else 0
+    return abs(claimed - value) <= Fraction(1, 2 * 10**places) if decimals else False
+
+
+def _evaluate(text: str, original: str) -> _Num:
     try:
         tree = ast.parse(text, mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
         raise ToolError(
-            f"cannot parse {_short(expression)!r} as arithmetic ({_reason(exc)}). "
+            f"cannot parse {_short(original)!r} as arithmetic ({_reason(exc)}). "
             f"The calculator understands {_SUPPORTED}."
         ) from exc
     try:
-        result = _Evaluator(text).eval(tree.body)
+        return _Evaluator(text).eval(tree.body)
     except RecursionError as exc:
         raise ToolError("the expression is nested too deeply; split it into steps") from exc
-    return format_number(result.value, exact=result.exact)
 
 
 # Arithmetic has one answer: a repeated calculation is never run again (see
