@@ -352,9 +352,20 @@ def test_run_inside_event_loop_points_to_arun(store: RunStore) -> None:
         asyncio.run(inside())
 
 
-def test_an_empty_final_reply_is_not_a_success(store: RunStore) -> None:
-    model = ScriptedModel([call("add", a=1, b=1), reply("")])
+@pytest.mark.parametrize("final", ["", ">", " ... ", "```"])
+def test_an_empty_final_reply_is_not_a_success(store: RunStore, final: str) -> None:
+    # A stub of punctuation (Qwen 0.5B ended a GSM run with ">") is no answer either.
+    model = ScriptedModel([call("add", a=1, b=1), reply(final)])
     with model:
         result = Agent(model, tools=[add], store=store).run("1+1")
-    assert result.status == "failed" and result.error == "the model's final reply was empty"
+    assert result.status == "failed"
+    assert result.error == "the model's final reply held no answer (empty, or punctuation alone)"
     assert result.exit_code != 0
+
+
+@pytest.mark.parametrize("final", ["2", "👍", "€"])
+def test_a_short_final_reply_with_content_is_an_answer(store: RunStore, final: str) -> None:
+    model = ScriptedModel([call("add", a=1, b=1), reply(final)])
+    with model:
+        result = Agent(model, tools=[add], store=store).run("1+1")
+    assert result.status == "succeeded" and result.answer == final

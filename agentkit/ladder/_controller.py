@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ..detection._canonical import canonical_arguments
-from ..models._messages import ModelResponse
+from ..models._messages import ModelResponse, says_nothing
 from ._ladder import ModelLadder
 from ._policy import StepReview, StepSignals, decision_confidence
 
@@ -91,7 +91,7 @@ class TierController:
         review = StepReview(
             tier=tier,
             has_tool_calls=bool(response.tool_calls),
-            empty=not response.content.strip() and not response.tool_calls,
+            empty=says_nothing(response.content) and not response.tool_calls,
             truncated=response.finish_reason == "length",
             invalid_calls=invalid_calls,
             confidence=decision_confidence(response),

@@ -62,6 +62,17 @@ TOOL_NAME_RULE = "1 to 64 letters, digits, '_', '-' or '.', not starting with '-
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
 
 
+def says_nothing(text: str) -> bool:
+    """Whether a reply holds no answer: blank, or ASCII punctuation alone (``>``, ``...``).
+
+    A small model cut short after a call marker leaves such a stub as its whole reply;
+    taken as an answer it would end a run "successfully" with nothing in it. Any letter,
+    digit or non-ASCII symbol (an emoji, a currency sign) counts as saying something.
+    """
+    stripped = text.strip()
+    return all(ch.isascii() and not ch.isalnum() for ch in stripped)
+
+
 def tool_name_problem(name: str) -> str | None:
     """Why ``name`` cannot name a tool, or None when it can."""
     if _TOOL_NAME.fullmatch(name):

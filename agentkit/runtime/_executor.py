@@ -44,7 +44,7 @@ from ..events import (
 )
 from ..ladder._controller import TierController
 from ..models._markup import looks_like_markup
-from ..models._messages import Message
+from ..models._messages import Message, says_nothing
 from ..store._open import open_store
 from ..store._protocol import Store
 from ..store._rows import StepRow
@@ -242,7 +242,8 @@ class Runner(Generic[S]):
         if status == "timed_out" and "".join(ctx.partial).strip():
             answer = "(partial) " + "".join(ctx.partial).strip()[:500]
         if status == "succeeded" and _ended_empty(state):
-            status, error = "failed", "the model's final reply was empty"
+            error = "the model's final reply held no answer (empty, or punctuation alone)"
+            status = "failed"
         elif status == "succeeded" and answer and looks_like_markup(answer):
             status, error = "failed", "the final answer is tool-call markup, not an answer"
         self._finish(ctx, status, answer, error, diagnosis)
@@ -445,7 +446,7 @@ def _ended_empty(state: BaseModel) -> bool:
     if not messages or messages[-1].role != "assistant":
         return False
     last = messages[-1]
-    return not last.content.strip() and not last.tool_calls
+    return says_nothing(last.content) and not last.tool_calls
 
 
 def _answer(state: BaseModel, status: str) -> str | None:

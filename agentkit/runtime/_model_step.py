@@ -22,7 +22,7 @@ from ..events import BudgetWarning, ModelCalled
 from ..ladder._ladder import as_ladder
 from ..ladder._policy import decision_confidence, format_below
 from ..models._markup import looks_like_markup
-from ..models._messages import ModelResponse, ToolSpec
+from ..models._messages import ModelResponse, ToolSpec, says_nothing
 from ..models._protocol import Sampling
 from ._answer_now import clean_answer, pointless_calls, runtime_note
 from ._context import RunContext
@@ -216,7 +216,7 @@ def _observe_reply(turn: Turn, response: ModelResponse) -> None:
         tool_calls=(),
         results=(),
         content=response.content,
-        is_empty=not response.content.strip(),
+        is_empty=says_nothing(response.content),
     )
     action = ctx.strikes.observe(observation, can_escalate=ctx.tiers.can_escalate_now)
     if action is not None:
