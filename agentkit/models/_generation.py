@@ -71,6 +71,8 @@ class TurnDecoder:
     finish: FinishReason = "length"
     logprobs: list[TokenLogprob] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+    """The generated tokens, in order (the KV cache holds all but possibly the last)."""
     _pieces: list[str] = field(default_factory=list)
     _sampler: Sampler | None = None
     _branch: str = ""
@@ -212,6 +214,7 @@ class TurnDecoder:
         allowed: npt.NDArray[np.bool_] | None = None,
     ) -> int | None:
         raw = self.side.token_bytes(token)
+        self.ids.append(token)
         self.logprobs.append(
             TokenLogprob(
                 token=raw.decode("utf-8", errors="replace"),

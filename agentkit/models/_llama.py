@@ -40,6 +40,7 @@ from ._protocol import Sampling, TokenCallback, ToolChoice, ToolChoiceLike, as_t
 from ._registry import display_name, forget
 from ._scheduler import Job, Scheduler
 from ._template import ChatRenderer, check_chat_templates, parse_tool_calls, schema_problems
+from ._token_history import TokenHistory
 
 __all__ = ["LlamaCppModel", "load_llama"]
 
@@ -88,6 +89,7 @@ class LlamaCppModel:
         self._scheduler = Scheduler(
             self._context, config.batching, name=name, can_cut=not self._context.recurrent
         )
+        self._history = TokenHistory()
         self._grammars: dict[str, TurnGrammars] = {}
         self._grammars_lock = threading.Lock()
         self._close_lock = threading.Lock()
@@ -134,7 +136,7 @@ class LlamaCppModel:
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> int:
         """Prompt tokens for ``messages`` and ``tools``, rendered exactly as ``complete`` does."""
         self._check_open()
-        return len(self._tokenize(self._renderer.render(messages, tools)))
+        return len(self._prompt_tokens(self._renderer.render(messages, tools)))
 
     def render(self, messages: Sequence[Message], tools: Sequence[ToolSpec] = ()) -> str:
         """The prompt text ``complete`` would send (for debugging and tests)."""
@@ -157,7 +159,8 @@ class LlamaCppModel:
         self._check_open()
         sampling = sampling or Sampling()
         choice = as_tool_choice(tool_choice)
-        tokens = self._tokenize(self._renderer.render(messages, tools))
+        prompt = self._renderer.render(messages, tools)
+        tokens = self._prompt_tokens(prompt)
         max_tokens = self._budget(len(tokens), sampling.max_tokens)
         seed = sampling.seed if sampling.seed is not None else self.config.seed
         if cancel is not None and cancel.is_set():
@@ -184,6 +187,8 @@ class LlamaCppModel:
             self._scheduler.run(job)
         finally:
             decoder.close()
+        if not job.cancelled and job.error is None:
+            self._remember(prompt, tokens, decoder)
         usage = asked + Usage(
             prompt_tokens=len(tokens),
             cached_tokens=job.cached,
@@ -210,7 +215,7 @@ class LlamaCppModel:
         is cut back to the part the reply (``turn``) shares, which the reply then reuses.
         """
         question = [*messages, Message.user(choice.plan_question)]
-        tokens = self._tokenize(self._renderer.render(question, tools))
+        tokens = self._prompt_tokens(self._renderer.render(question, tools))
         self._budget(len(tokens), 1)
         digits = self._side.digits
         assert digits is not None
@@ -275,6 +280,21 @@ class LlamaCppModel:
         # ask llama.cpp for BOS only when the template did not write it.
         add_special = not (self._bos_text and prompt.startswith(self._bos_text))
         return self._weights.tokenize(prompt, add_special=add_special, special=True)
+
+    def _prompt_tokens(self, prompt: str) -> list[int]:
+        """The prompt's tokens, repeating a remembered turn's exact tokens where it can."""
+        return self._history.tokenize(prompt, self._tokenize, self._tokenize_rest)
+
+    def _tokenize_rest(self, text: str) -> list[int]:
+        return self._weights.tokenize(text, add_special=False, special=True)
+
+    def _remember(self, prompt: str, tokens: list[int], decoder: TurnDecoder) -> None:
+        """Keep the turn's exact tokens for the next prompt that repeats it (see
+        ``TokenHistory``), if they spell exactly the text the turn returned."""
+        ids = decoder.ids
+        spelled = b"".join(self._side.token_bytes(t) for t in ids).decode("utf-8", "replace")
+        if spelled == decoder.text:
+            self._history.remember(prompt + decoder.text, [*tokens, *ids])
 
     def _budget(self, prompt_tokens: int, max_tokens: int) -> int:
         """Generation budget that fits the context, or ContextOverflowError."""

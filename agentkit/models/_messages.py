@@ -38,6 +38,12 @@ class Message(BaseModel):
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    raw: str | None = None
+    """For an assistant turn with calls: the text exactly as the model wrote it. The chat
+    template would re-render the calls in its own format (``<tool_call>`` tags), while a
+    small model often writes them bare or fenced; rendering the turn as written keeps the
+    next prompt equal to what the model already has in its KV cache. Used only while it
+    still parses to exactly these calls (see ``models._template``)."""
 
     @classmethod
     def system(cls, content: str) -> Message:
@@ -181,4 +187,5 @@ class ModelResponse(BaseModel):
     """The turn's decision points (call or answer; one more call or stop), in order."""
 
     def as_message(self) -> Message:
-        return Message.assistant(self.content, self.tool_calls)
+        raw = self.raw_text if self.tool_calls and self.raw_text.strip() else None
+        return Message(role="assistant", content=self.content, tool_calls=self.tool_calls, raw=raw)

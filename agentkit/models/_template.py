@@ -220,10 +220,30 @@ class ChatRenderer:
             return None
 
 
+def verbatim(message: Message) -> str | None:
+    """An assistant turn's text as the model wrote it, if it still holds exactly its calls.
+
+    Anything that changed the calls after generation (a repaired argument, a filter, calls
+    read out of prose) makes the written text stale; the calls are then rendered by the
+    template as usual.
+    """
+    if message.raw is None or not message.tool_calls:
+        return None
+    names = {c.name for c in message.tool_calls}
+    rest, calls = parse_tool_calls(message.raw, names)
+    wrote = [(c.name, c.arguments) for c in calls]
+    if wrote != [(c.name, c.arguments) for c in message.tool_calls] or rest != message.content:
+        return None
+    return message.raw
+
+
 def _native_message(message: Message) -> dict[str, Any]:
     """A message in the dict shape transformers-style templates read."""
     out: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.tool_calls:
+    written = verbatim(message)
+    if written is not None:
+        out["content"] = written  # the turn as generated: its KV cache is reused
+    elif message.tool_calls:
         out["tool_calls"] = [
             {
                 "id": call.id,
@@ -263,7 +283,7 @@ def _text_tool_messages(
         elif message.tool_calls:
             calls = "\n".join(render_call(c) for c in message.tool_calls)
             content = f"{message.content}\n{calls}" if message.content else calls
-            out.append({"role": "assistant", "content": content})
+            out.append({"role": "assistant", "content": verbatim(message) or content})
         else:
             out.append({"role": message.role, "content": message.content})
     for item in out:

@@ -365,3 +365,27 @@ def test_qwen_answers_a_tool_request_with_a_valid_call() -> None:
         assert json.loads(json.dumps(call.arguments)) == call.arguments
     finally:
         qwen.close()
+
+
+def test_qwen_next_prompt_reuses_its_whole_reply() -> None:
+    """The 0.5B writes calls bare or fenced, and under a grammar not in the tokenizer's own
+    spelling: the next prompt repeats the reply as written, token for token, so the KV
+    cache covers the reply too, not only the prompt before it."""
+    qwen = LlamaCppModel.load(_path(QWEN), LlamaConfig(n_ctx=2048))
+    try:
+        messages = [
+            Message.system("Use the add tool for arithmetic."),
+            Message.user("What is 17 plus 25?"),
+        ]
+        sampling = Sampling(temperature=0.0, max_tokens=64)
+        first = qwen.complete(messages, tools=SPECS, sampling=sampling)
+        (call,) = first.tool_calls
+        turn = first.as_message()
+        assert turn.raw == first.raw_text
+        messages += [turn, Message.tool(call, "42")]
+        assert first.raw_text in qwen.render(messages, SPECS)  # the reply as written
+        second = qwen.complete(messages, tools=SPECS, sampling=sampling)
+        covered = first.usage.prompt_tokens + first.usage.completion_tokens
+        assert second.usage.cached_tokens >= covered, (first.usage, second.usage)
+    finally:
+        qwen.close()
