@@ -17,9 +17,11 @@ not, floor) that maximises the mean accuracy over the categories is found by sea
 (``python -m bench.ladder --suite gsm --split train --configs small large``), the answer
 confidence below which the ladder redoes the 0.5B's final answer on the 1.5B is searched:
 each case then takes the 1.5B's outcome at the cost of one cold 1.5B turn (its last prompt
-plus the 1.5B's own generation), or keeps the 0.5B's. The threshold that solves the most
-within half the 1.5B's compute wins; whether an answer given without any tool call is
-escalated is chosen the same way.
+plus the 1.5B's own generation), or keeps the 0.5B's. Whether an answer given without any
+tool call is escalated is chosen the same way, and so is starting on the 1.5B outright
+(base tier 1: the 1.5B's own runs). The policy that meets the ladder target (as many solved
+as the 1.5B within half its compute) at the least compute wins; where none does, the one
+with the least compute per solved case.
 
 Everything goes to bench/results/calibration.json, with the training figures behind
 each choice; the held-out reports (bench.bfcl, bench.ladder) read it from there.
@@ -137,35 +139,63 @@ def fit_policy(rows_path: Path) -> dict[str, Any]:
     cases = sorted(small.keys() & large.keys())
     if not cases:
         raise SystemExit(f"{rows_path} has no case run under both small and large")
-    budget = 0.5 * sum(large[c]["compute"] for c in cases)
+    large_compute = sum(large[c]["compute"] for c in cases)
+    large_solved = sum(bool(large[c]["solved"]) for c in cases)
+    budget = 0.5 * large_compute
     finals = sorted({(small[c]["confidences"] or [None])[-1] or 0.0 for c in cases})
-    candidates = [0.0, *[(a + b) / 2 for a, b in itertools.pairwise(finals)], 1.01]
-    best: tuple[Any, ...] | None = None
-    for tau in candidates:
+    thresholds = [0.0, *[(a + b) / 2 for a, b in itertools.pairwise(finals)], 1.01]
+    # (base tier, threshold, escalate tool-less answers) -> (solved, compute, escalations);
+    # starting on the large model is a candidate too: a first rung that costs more per
+    # solved case than the large alone is not fit for the work.
+    candidates: dict[tuple[int, float, bool], tuple[int, float, int]] = {
+        (1, 0.0, False): (large_solved, large_compute, 0)
+    }
+    for tau in thresholds:
         for no_tools in (False, True):
-            solved, compute, escalated = _simulate(cases, small, large, tau, no_tools)
-            key = (compute <= budget, solved, -compute)
-            if best is None or key > best[0]:
-                best = (key, tau, no_tools, solved, compute, escalated)
-    assert best is not None
-    _, tau, no_tools, solved, compute, escalated = best
+            candidates[(0, tau, no_tools)] = _simulate(cases, small, large, tau, no_tools)
+    best = min(candidates, key=lambda k: _objective(candidates[k], budget, large_solved))
+    base, tau, no_tools = best
+    solved, compute, escalated = candidates[best]
     policy = DefaultPolicy(
         low_confidence=0.0,  # mid-run calls are judged by hard signals, not confidence
         answer_confidence=round(min(tau, 1.0), 4),
         expect_tool_use=no_tools,
+        base_tier=base,
+    )
+    cheapest_small_first = min(
+        (v for k, v in candidates.items() if k[0] == 0),
+        key=lambda v: v[1] / max(v[0], 1),
     )
     return {
         "policy": dataclasses.asdict(policy),
         "train": {
             "cases": len(cases),
             "small_solved": sum(small[c]["solved"] for c in cases),
-            "large_solved": sum(large[c]["solved"] for c in cases),
-            "large_compute": round(2 * budget, 1),
+            "large_solved": large_solved,
+            "large_compute": round(large_compute, 1),
+            "objective": "within half the large model's compute with as many solved if any "
+            "policy gets there, else the least compute per solved case",
+            "chosen": "start on the large model" if base else "start on the small model",
             "simulated_ladder_solved": solved,
             "simulated_ladder_compute": round(compute, 1),
             "simulated_escalations": escalated,
+            "best_small_first": {
+                "solved": cheapest_small_first[0],
+                "compute": round(cheapest_small_first[1], 1),
+                "escalations": cheapest_small_first[2],
+            },
         },
     }
+
+
+def _objective(
+    outcome: tuple[int, float, int], budget: float, large_solved: int
+) -> tuple[bool, float, int]:
+    """Smaller is better: meeting the ladder target first, then compute per solved case."""
+    solved, compute, _ = outcome
+    meets = compute <= budget and solved >= large_solved
+    per_solved = compute / solved if solved else float("inf")
+    return (not meets, compute if meets else per_solved, -solved)
 
 
 def _simulate(
