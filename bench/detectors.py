@@ -528,6 +528,21 @@ def render_ordinary(part: dict[str, Any] | None) -> list[str]:
             lines.append(
                 f"| {status} | {r['runs']} | {r['flagged_now']} | {r['flagged_when_recorded']} |"
             )
+        strikes = s["recorded"].get("strikes", [])
+        if strikes:
+            lines += [
+                "",
+                "Every strike recorded in those runs, with what it saw (for review: each is "
+                "a real loop or a false alarm):",
+                "",
+                "| run | status | step | detector | what repeated |",
+                "|---|---|---:|---|---|",
+            ]
+            for k in strikes[:40]:
+                seen = k["window"].replace("|", "\\|").replace("\n", " ")
+                lines.append(
+                    f"| {k['name']} | {k['status']} | {k['step']} | {k['detector']} | `{seen}` |"
+                )
     return [*lines, ""]
 
 

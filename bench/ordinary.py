@@ -161,12 +161,17 @@ def redetect_store(path: Path, limit: int = 2000) -> list[dict[str, Any]]:
     for run in store.list_runs(limit=limit):
         detector = LoopDetector()
         found = [s for obs in _observations(store, run.id) for s in detector.observe(obs)]
+        struck = [e for _, e in store.events(run.id) if isinstance(e, DetectorStrike)]
         rows.append(
             {
                 "run": run.id,
                 "name": run.name,
                 "status": run.status,
                 "recorded_strikes": run.alerts,
+                "recorded": [
+                    {"step": e.step, "detector": e.detector, "window": e.window[:60]}
+                    for e in struck
+                ],
                 "strikes_now": len(found),
                 "detectors_now": sorted(Counter(s.detector for s in found)),
             }
@@ -214,5 +219,10 @@ def summarise_ordinary(
                 }
                 for status in statuses
             },
+            "strikes": [
+                {"name": r["name"], "status": r["status"], **strike}
+                for r in recorded
+                for strike in r.get("recorded", [])
+            ],
         }
     return summary
