@@ -3,6 +3,7 @@
     python -m bench.ladder --suite gsm   [--split test] [--configs plain small large ladder]
     python -m bench.ladder --suite tasks [--configs small large ladder]
     python -m bench.ladder --suite gsm --report-only      # rewrite .md/.png from the .json
+    python -m bench.ladder --suite gsm --configs ladder --merge   # re-measure one config
 
 Suites: ``gsm`` (reasoning-gym's gsm_symbolic with the calculator; a training and a
 held-out split) and ``tasks`` (the 45 program-checked chores of ``bench.tasks``, all held
@@ -60,12 +61,17 @@ def _policy(path: Path | None) -> agentkit.LadderPolicy | None:
     return DefaultPolicy.from_file(path)
 
 
+def _load_models() -> dict[str, Any]:
+    return {name: get_model(name, LlamaConfig(n_ctx=4096)) for name in (SMALL, LARGE)}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     cases = suite_cases(args.suite, args.split, args.limit)
     configs = [c for c in args.configs if not (c == "plain" and args.suite != "gsm")]
     out = args.out / f"ladder-{args.suite}{'' if args.split == 'test' else '-' + args.split}.json"
+    previous = json.loads(out.read_text()) if args.merge and out.exists() else None
     started = time.perf_counter()
-    models = {name: get_model(name, LlamaConfig(n_ctx=4096)) for name in (SMALL, LARGE)}
+    models: dict[str, Any] | None = _load_models()
     load_seconds = time.perf_counter() - started
     payload: dict[str, Any] = {
         "suite": args.suite,
@@ -83,24 +89,40 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory(prefix="bench-ladder-") as tmp:
         store = RunStore(args.db or Path(tmp) / "runs.db")
-        setup = Setup(
-            models=models,
-            store=store,
-            sampling=Sampling(temperature=0.0, seed=0, max_tokens=512),
-            policy=_policy(args.policy),
-        )
         total = len(cases) * len(configs)
         done = 0
-        # Config by config, so consecutive runs share their prompt prefix in the cache.
+        # Config by config, so consecutive runs share their prompt prefix in the cache; each
+        # config on freshly loaded models, so none finds another's runs of the same cases
+        # in the cache (the ladder's 1.5B turns would otherwise reuse always-1.5B's prompts).
         for config in configs:
+            if models is None:
+                models = _load_models()
+            setup = Setup(
+                models=models,
+                store=store,
+                sampling=Sampling(temperature=0.0, seed=0, max_tokens=512),
+                policy=_policy(args.policy),
+            )
             for case in cases:
                 row = harness.run_case(case, config, setup)
                 done += 1
                 payload["rows"].append(asdict(row))
                 print(progress(done, total, row), flush=True)
                 write_json(out, payload)
+            for model in models.values():
+                model.close()
+            models = None
         store.close()
     payload["setup"]["wall_seconds"] = round(time.perf_counter() - started, 1)
+    if args.merge and previous is not None:
+        kept = [r for r in previous["rows"] if r["config"] not in configs]
+        payload["merged"] = {
+            "configs_kept": sorted({r["config"] for r in kept}),
+            "their_run": previous["setup"]["started"],
+        }
+        payload["rows"] = kept + payload["rows"]
+        configs = [c for c in CONFIGS if any(r["config"] == c for r in payload["rows"])]
+        payload["configs"] = configs
     payload["summary"] = summarize([Row(**r) for r in payload["rows"]], configs)
     write_json(out, payload)
     return payload
@@ -199,6 +221,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--db", type=Path, default=None, help="keep the run store here")
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     p.add_argument("--report-only", action="store_true")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the existing JSON's rows of the configurations not run now",
+    )
     return p
 
 

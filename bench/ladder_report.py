@@ -39,6 +39,13 @@ def markdown(payload: dict[str, Any]) -> str:
             f" Ladder policy fitted on the training split: `{payload['policy']}`."
             if payload.get("policy")
             else ""
+        )
+        + (
+            f" The rows of {', '.join(payload['merged']['configs_kept'])} come from the run "
+            f"of {payload['merged']['their_run']} (same code and cases); the others from "
+            "this run, each configuration on freshly loaded models."
+            if payload.get("merged")
+            else ""
         ),
         "",
         "| configuration | solved | finished with an answer | compute | compute per solved "
