@@ -87,6 +87,7 @@ class Sandbox:
         In a PID namespace, killing its init (the wrapper's child) makes the kernel end
         the rest; the wrapper then exits once they are gone.
         """
+        inside = _descendants(process.pid) if self.kind != "none" else []
         if self.kind != "none":
             for child in _children(process.pid):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -96,6 +97,10 @@ class Sandbox:
         if self.kind == "none":
             process.wait()  # the leader first: as a zombie it would keep the group alive
             _wait_for_group(process.pid)
+        else:
+            # The kernel ends the rest of the namespace once its init is killed, but not
+            # at once: wait until every process seen inside is gone (or a zombie).
+            _wait_until_gone(inside)
 
 
 def choose(requested: str) -> Sandbox:
@@ -226,6 +231,31 @@ def _wait_for_group(pgid: int, limit: float = 2.0) -> None:
             os.killpg(pgid, 0)
         except (ProcessLookupError, PermissionError):
             return
+        time.sleep(0.01)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, as the host sees them now."""
+    found: list[int] = []
+    todo = [pid]
+    while todo and len(found) < 4096:
+        kids = _children(todo.pop())
+        found += kids
+        todo += kids
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _wait_until_gone(pids: list[int], limit: float = 2.0) -> None:
+    deadline = time.monotonic() + limit
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.01)
 
 
