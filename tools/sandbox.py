@@ -87,8 +87,9 @@ class Sandbox:
         In a PID namespace, killing its init (the wrapper's child) makes the kernel end
         the rest; the wrapper then exits once they are gone.
         """
-        inside = _descendants(process.pid) if self.kind != "none" else []
+        inside: list[int] = []
         if self.kind != "none":
+            inside = _descendants(process.pid)
             for child in _children(process.pid):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(child, signal.SIGKILL)
