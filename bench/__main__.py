@@ -3,7 +3,7 @@
 Each step writes JSON, a Markdown summary and a plot to ``bench/results``; the README's
 figures are then regenerated from those files (``bench.readme``). Calibration comes before
 the held-out runs it feeds: the tool choice is fitted on BFCL's training half, the ladder
-policy on the GSM training split, and the held-out reports read the fitted file. These are
+policy on each suite's training split, and the held-out reports read the fitted file. These are
 long runs on the real models (hours on two cores), not part of the test suite.
 
     python -m bench                 # everything
@@ -26,7 +26,12 @@ STEPS: dict[str, tuple[str, list[str]]] = {
         "ladder",
         ["--suite", "gsm", "--split", "train", "--configs", "plain", "small", "large"],
     ),
-    "calibrate-policy": ("calibrate", ["policy"]),
+    "calibrate-policy": ("calibrate", ["policy", "--suite", "gsm"]),
+    "tasks-train": (
+        "ladder",
+        ["--suite", "tasks", "--split", "train", "--configs", "small", "large"],
+    ),
+    "calibrate-tasks-policy": ("calibrate", ["policy", "--suite", "tasks"]),
     "gsm": ("ladder", ["--suite", "gsm", "--split", "test", "--policy", FITTED]),
     "tasks": ("ladder", ["--suite", "tasks", "--policy", FITTED]),
     "bfcl": ("bfcl", ["--choice", FITTED]),

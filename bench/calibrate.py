@@ -1,7 +1,7 @@
 """Fit the thresholds agentkit decides by, on training splits only, and save them.
 
     python -m bench.calibrate choice   [--per-category 30]   # BFCL train half -> tool choice
-    python -m bench.calibrate policy   [--rows bench/results/ladder-gsm-train.json]
+    python -m bench.calibrate policy   [--suite gsm|tasks]   # ladder-SUITE-train.json -> policy
     python -m bench.calibrate install  # copy the fitted values into the shipped defaults
 
 **Tool choice** (whether a first call is made at all, and whether the system prompt shows an
@@ -13,8 +13,9 @@ confidence (below it, the call is not made and the turn answers in text) then gi
 case a known outcome (text is right only where no function fits), so the pair (example or
 not, floor) that maximises the mean accuracy over the categories is found by search.
 
-**Ladder policy**: from always-0.5B and always-1.5B runs on the GSM training split
-(``python -m bench.ladder --suite gsm --split train --configs small large``), the answer
+**Ladder policy**, one per suite: from always-0.5B and always-1.5B runs on the suite's
+training split (``python -m bench.ladder --suite gsm --split train --configs small large``,
+the same with ``--suite tasks``), the answer
 confidence below which the ladder redoes the 0.5B's final answer on the 1.5B is searched:
 each case then takes the 1.5B's outcome at the cost of one cold 1.5B turn (its last prompt
 plus the 1.5B's own generation), or keeps the 0.5B's. Whether an answer given without any
@@ -227,7 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("what", choices=("choice", "policy"))
     p.add_argument("--per-category", type=int, default=30)
-    p.add_argument("--rows", type=Path, default=Path("bench/results/ladder-gsm-train.json"))
+    p.add_argument("--suite", choices=("gsm", "tasks"), default="gsm")
+    p.add_argument("--rows", type=Path, help="default: bench/results/ladder-SUITE-train.json")
     args = p.parse_args(argv)
     data = _load()
     if args.what == "choice":
@@ -235,9 +237,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         data["tool_choice"] = fitted["tool_choice"]
         data["tool_choice_fit"] = {k: v for k, v in fitted.items() if k != "tool_choice"}
     else:
-        fitted = fit_policy(args.rows)
-        data["policy"] = fitted["policy"]
-        data["policy_fit"] = fitted["train"]
+        rows = args.rows or OUT.parent / f"ladder-{args.suite}-train.json"
+        fitted = fit_policy(rows)
+        data.pop("policy", None)  # one unnamed policy, from before policies were per suite
+        data.pop("policy_fit", None)
+        data[f"policy-{args.suite}"] = fitted["policy"]
+        data[f"policy-{args.suite}-fit"] = fitted["train"]
     _save(data)
     print(json.dumps({k: v for k, v in fitted.items() if k != "records"}, indent=2))
     return 0

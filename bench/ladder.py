@@ -6,11 +6,12 @@
     python -m bench.ladder --suite gsm --configs ladder --merge   # re-measure one config
 
 Suites: ``gsm`` (reasoning-gym's gsm_symbolic with the calculator; a training and a
-held-out split) and ``tasks`` (the 45 program-checked chores of ``bench.tasks``, all held
-out: nothing is calibrated on them). Configurations (``bench.harness``): ``plain`` (one
-completion of the 0.5B, no tools: the baseline of QA suites), ``small`` (always the
-0.5B), ``large`` (always the 1.5B) and ``ladder`` (0.5B -> 1.5B; with ``--policy`` the
-policy fitted by ``bench.calibrate`` on the training split, else the default).
+held-out split) and ``tasks`` (the 45 program-checked chores of ``bench.tasks``: 16 for
+training, 29 held out, split by a hash of their ids). Configurations
+(``bench.harness``): ``plain`` (one completion of the 0.5B, no tools: the baseline of QA
+suites), ``small`` (always the 0.5B), ``large`` (always the 1.5B) and ``ladder``
+(0.5B -> 1.5B; with ``--policy`` the policy fitted by ``bench.calibrate`` on the training
+split, else the default).
 
 Every run goes to one run store; the causes of failure are read from its events. The
 JSON (rewritten after every run, so an interrupted benchmark leaves its rows) holds every
@@ -50,15 +51,18 @@ def suite_cases(suite: str, split: str, limit: int | None) -> list[Case]:
         return gsm.cases(split, limit)
     from .tasks import as_cases
 
-    return as_cases(limit)
+    return as_cases(split, limit)
 
 
-def _policy(path: Path | None) -> agentkit.LadderPolicy | None:
+def _policy(path: Path | None, suite: str) -> agentkit.LadderPolicy | None:
+    """The policy fitted for ``suite`` in a calibration file (or a policy file of its own)."""
     if path is None:
         return None
     from agentkit import DefaultPolicy
 
-    return DefaultPolicy.from_file(path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    section = f"policy-{suite}"
+    return DefaultPolicy.from_file(path, section=section if section in data else "policy")
 
 
 def _load_models() -> dict[str, Any]:
@@ -101,7 +105,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 models=models,
                 store=store,
                 sampling=Sampling(temperature=0.0, seed=0, max_tokens=512),
-                policy=_policy(args.policy),
+                policy=_policy(args.policy, args.suite),
             )
             for case in cases:
                 row = harness.run_case(case, config, setup)

@@ -28,6 +28,7 @@ the look-ups necessary under every configuration. Nothing changed after the full
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -922,10 +923,28 @@ def tasks(
     return chosen
 
 
-def as_cases(limit: int | None = None) -> list[harness.Case]:
-    """The suite as harness cases (all held out: nothing is calibrated on them)."""
+TRAIN_PER_KIND = 4
+"""Chores of each kind in the training split; the rest are held out."""
+
+
+def split_of(task_id: str) -> str:
+    """``train`` or ``test``: per kind, the ``TRAIN_PER_KIND`` ids first in hash order.
+
+    The hash fixes the split before any run, so it cannot follow the results.
+    """
+    kind = next(t.kind for t in TASKS if t.id == task_id)
+    kin = sorted(
+        (t.id for t in TASKS if t.kind == kind),
+        key=lambda i: hashlib.sha256(i.encode()).hexdigest(),
+    )
+    return "train" if task_id in kin[:TRAIN_PER_KIND] else "test"
+
+
+def as_cases(split: str = "test", limit: int | None = None) -> list[harness.Case]:
+    """The split's chores as harness cases; ``limit`` keeps the first N per kind."""
     out = []
-    for task in tasks(limit=limit):
+    chosen = [t for t in TASKS if split_of(t.id) == split]
+    for task in tasks(limit=limit, ids=[t.id for t in chosen]):
 
         def setup(
             root: Path, task: Task = task
@@ -942,7 +961,7 @@ def as_cases(limit: int | None = None) -> list[harness.Case]:
             harness.Case(
                 id=task.id,
                 suite="tasks",
-                split="test",
+                split=split,
                 kind=task.kind,
                 prompt=task.prompt,
                 system_prompt=SYSTEM_PROMPTS[task.kind],

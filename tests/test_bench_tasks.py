@@ -26,12 +26,15 @@ from bench.tasks import (
     KINDS,
     SYSTEM_PROMPTS,
     TASKS,
+    TRAIN_PER_KIND,
     Check,
     Task,
     answer_has_number,
     answer_has_text,
+    as_cases,
     build_agent,
     numbers_in,
+    split_of,
     tasks,
 )
 
@@ -116,6 +119,17 @@ def test_the_expected_answer_is_not_in_the_question(task: Task) -> None:
     """Echoing the question back must never pass the checker."""
     env = task.setup(Path("."))  # these kinds never touch their folder
     assert not env.check(task.prompt).ok
+
+
+def test_the_training_split_takes_a_few_of_every_kind_and_holds_out_the_rest() -> None:
+    train, test = as_cases("train"), as_cases("test")
+    assert {c.id for c in train}.isdisjoint(c.id for c in test)
+    assert len(train) + len(test) == len(TASKS)
+    assert Counter(c.kind for c in train) == dict.fromkeys(KINDS, TRAIN_PER_KIND)
+    assert {c.split for c in train} == {"train"} and {c.split for c in test} == {"test"}
+    assert all(split_of(c.id) == "test" for c in test)
+    # the limit is per kind within the split
+    assert Counter(c.kind for c in as_cases("test", limit=2)) == dict.fromkeys(KINDS, 2)
 
 
 def test_filters_select_by_kind_id_and_per_kind_limit() -> None:

@@ -318,3 +318,29 @@ def test_run_counts_escalations_per_tier(store: RunStore) -> None:
     assert chosen[0][0] == 0 and chosen[1][0] == 1
     assert chosen[-1] == (1, "tiers below 1 failed repeatedly in this run")
     assert result.answer == "2"
+
+
+def test_a_saved_policy_loads_back_from_its_own_section(tmp_path: Any) -> None:
+    import json
+
+    import pytest
+
+    from agentkit import ConfigError
+
+    path = tmp_path / "policy.json"
+    fitted = DefaultPolicy(answer_confidence=0.42, base_tier=1, expect_tool_use=False)
+    fitted.to_file(path, fit={"cases": 16})
+    assert DefaultPolicy.from_file(path) == fitted
+    # a calibration file holds one policy per suite, each in a section of its own
+    both = {"policy-gsm": {"base_tier": 1}, "policy-tasks": {"low_confidence": 0.2}}
+    path.write_text(json.dumps(both))
+    assert DefaultPolicy.from_file(path, section="policy-tasks") == DefaultPolicy(
+        low_confidence=0.2
+    )
+    assert DefaultPolicy.from_file(path, section="policy-gsm").base_tier == 1
+    path.write_text(json.dumps({"policy": {"low_confidence": 0.2, "eagerness": 3}}))
+    with pytest.raises(ConfigError, match="unknown fields \\['eagerness'\\]"):
+        DefaultPolicy.from_file(path)
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot read a ladder policy"):
+        DefaultPolicy.from_file(path)

@@ -125,16 +125,16 @@ class DefaultPolicy:
     it: a tier that keeps failing this task is not worth trying first again."""
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> DefaultPolicy:
+    def from_file(cls, path: str | os.PathLike[str], section: str = "policy") -> DefaultPolicy:
         """A policy saved by ``to_file`` (``bench/calibrate.py`` fits one on recorded runs).
 
-        The file may hold other sections; the policy's is ``"policy"`` (or the whole file).
+        The file may hold other sections; the policy's is ``section`` (or the whole file).
         """
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot read a ladder policy from {path}: {exc}") from exc
-        fields_ = data.get("policy", data) if isinstance(data, dict) else None
+        fields_ = data.get(section, data) if isinstance(data, dict) else None
         known = {f.name for f in dataclasses.fields(cls)}
         if not isinstance(fields_, dict) or set(fields_) - known:
             unknown = sorted(set(fields_) - known) if isinstance(fields_, dict) else []

@@ -31,6 +31,9 @@ from ._sampler import Sampler
 
 __all__ = ["TurnDecoder", "TurnGrammars", "VocabSide"]
 
+_START_MASKS = 64
+"""Grammars whose first-token masks a model keeps (one per tool set and plan, roughly)."""
+
 
 class VocabSide(Protocol):
     """What a decoder needs of its model's vocabulary."""
@@ -39,6 +42,8 @@ class VocabSide(Protocol):
     n_vocab: int
     markup_tokens: npt.NDArray[np.bool_]
     """Tokens that are tool-call markup on their own (``<tool_call>``, ...)."""
+    start_masks: dict[str, npt.NDArray[np.bool_]]
+    """The tokens each grammar allows first, by grammar text: filled by the decoders."""
 
     def ends_turn(self, token: int) -> bool: ...
 
@@ -122,7 +127,7 @@ class TurnDecoder:
         if first and self._branch != "plain":
             allowed = self._first_allowed
             if allowed is None:
-                allowed = self._sampler.allowed(logits)
+                allowed = self._start_mask(self._branch_grammar(self._branch))
         token = self._sample(logits)
         if token is None:
             self.finish = "stop"
@@ -154,12 +159,7 @@ class TurnDecoder:
         """The first token of an "auto" turn: call or answer, by the model's probabilities."""
         g = self.grammars
         assert g is not None
-        calls, text = self._new_sampler(g.calls), self._new_sampler(g.text)
-        try:
-            may_call, may_answer = calls.allowed(logits), text.allowed(logits)
-        finally:
-            calls.close()
-            text.close()
+        may_call, may_answer = self._start_mask(g.calls), self._start_mask(g.text)
         probs = _softmax(logits)
         either = float(probs[may_call | may_answer].sum())
         p_call = float(probs[may_call].sum()) / either if either > 0 else 0.0
@@ -168,6 +168,30 @@ class TurnDecoder:
         self._branch = "calls" if taken else "text"
         self._first_allowed = may_call if taken else may_answer
         self._sampler = self._new_sampler(self._branch_grammar(self._branch))
+
+    def _start_mask(self, grammar: str | None) -> npt.NDArray[np.bool_]:
+        """The tokens ``grammar`` allows first (read-only).
+
+        That set depends on the grammar alone, and masking the whole vocabulary through
+        llama.cpp's grammar costs more than decoding a token of a small model; a turn
+        needs it once or twice before its first token, on the decode thread every other
+        sequence waits for. So it is worked out once per grammar and model.
+        """
+        if grammar is None:
+            return np.ones(self.side.n_vocab, dtype=bool)
+        cache = self.side.start_masks
+        mask = cache.get(grammar)
+        if mask is None:
+            sampler = self._new_sampler(grammar)
+            try:
+                mask = sampler.allowed(np.zeros(self.side.n_vocab, dtype=np.float32))
+            finally:
+                sampler.close()
+            mask.flags.writeable = False
+            while len(cache) >= _START_MASKS:
+                cache.pop(next(iter(cache)), None)
+            cache[grammar] = mask
+        return mask
 
     def _sample(self, logits: npt.NDArray[np.float32]) -> int | None:
         sampler = self._sampler

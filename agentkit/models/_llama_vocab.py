@@ -100,6 +100,7 @@ class VocabInfo:
             ids = weights.tokenize(tag, add_special=False, special=True)
             if len(ids) == 1:
                 self.markup_tokens[ids[0]] = True
+        self.start_masks: dict[str, npt.NDArray[np.bool_]] = {}
         # The digits 0-9 as single tokens, to read a plan's answer (None if they are not).
         digits = [weights.tokenize(str(d), add_special=False, special=False) for d in range(10)]
         self.digits: npt.NDArray[np.intp] | None = (

@@ -144,6 +144,32 @@ def test_constrained_calls_are_always_valid(smol: LlamaCppModel) -> None:
     assert blocks <= len(calls)  # no complete <tool_call> block was left unparsed
 
 
+def test_a_grammars_first_tokens_are_worked_out_once(smol: LlamaCppModel) -> None:
+    """An "auto" turn's call-or-answer decision reads the tokens each grammar allows
+    first from a per-model cache; that set must not depend on the logits it was read at."""
+    import numpy as np
+
+    from agentkit.models._sampler import Sampler
+
+    ask = [Message.user(PROMPTS[0])]
+    greedy = Sampling(temperature=0.0, max_tokens=8)
+    smol.complete(ask, tools=SPECS, sampling=greedy, tool_choice="auto")
+    side = smol._side
+    masks = dict(side.start_masks)
+    assert len(masks) >= 2  # the calls grammar and the text grammar
+    rng = np.random.default_rng(0)
+    for grammar, mask in masks.items():
+        sampler = Sampler(side.vocab, side.n_vocab, Sampling(), 0, grammar)
+        try:
+            logits = rng.normal(size=side.n_vocab).astype(np.float32)
+            assert (sampler.allowed(logits) == mask).all()
+            assert 0 < mask.sum() < side.n_vocab
+        finally:
+            sampler.close()
+    smol.complete(ask, tools=SPECS, sampling=greedy, tool_choice="auto")
+    assert all(side.start_masks[g] is m for g, m in masks.items())  # not worked out again
+
+
 def test_second_step_reuses_the_kv_cache(smol: LlamaCppModel) -> None:
     """(b) An appended message costs only its own tokens."""
     messages = [Message.system("You are terse."), Message.user("What is 12 plus 30?")]
