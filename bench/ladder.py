@@ -55,14 +55,12 @@ def suite_cases(suite: str, split: str, limit: int | None) -> list[Case]:
 
 
 def _policy(path: Path | None, suite: str) -> agentkit.LadderPolicy | None:
-    """The policy fitted for ``suite`` in a calibration file (or a policy file of its own)."""
+    """The policy fitted for ``suite`` in a calibration file (its ``policy-SUITE`` section)."""
     if path is None:
         return None
     from agentkit import DefaultPolicy
 
-    data = json.loads(path.read_text(encoding="utf-8"))
-    section = f"policy-{suite}"
-    return DefaultPolicy.from_file(path, section=section if section in data else "policy")
+    return DefaultPolicy.from_file(path, section=f"policy-{suite}")
 
 
 def _load_models() -> dict[str, Any]:

@@ -927,24 +927,27 @@ TRAIN_PER_KIND = 4
 """Chores of each kind in the training split; the rest are held out."""
 
 
-def split_of(task_id: str) -> str:
-    """``train`` or ``test``: per kind, the ``TRAIN_PER_KIND`` ids first in hash order.
-
-    The hash fixes the split before any run, so it cannot follow the results.
-    """
-    kind = next(t.kind for t in TASKS if t.id == task_id)
-    kin = sorted(
+TRAIN_IDS = frozenset(
+    i
+    for kind in KINDS
+    for i in sorted(
         (t.id for t in TASKS if t.kind == kind),
         key=lambda i: hashlib.sha256(i.encode()).hexdigest(),
-    )
-    return "train" if task_id in kin[:TRAIN_PER_KIND] else "test"
+    )[:TRAIN_PER_KIND]
+)
+"""Per kind, the ``TRAIN_PER_KIND`` ids first in hash order: the hash fixes the split
+before any run, so it cannot follow the results."""
+
+
+def split_of(task_id: str) -> str:
+    """``train`` or ``test``."""
+    return "train" if task_id in TRAIN_IDS else "test"
 
 
 def as_cases(split: str = "test", limit: int | None = None) -> list[harness.Case]:
     """The split's chores as harness cases; ``limit`` keeps the first N per kind."""
     out = []
-    chosen = [t for t in TASKS if split_of(t.id) == split]
-    for task in tasks(limit=limit, ids=[t.id for t in chosen]):
+    for task in tasks(limit=limit, ids=[t.id for t in TASKS if split_of(t.id) == split]):
 
         def setup(
             root: Path, task: Task = task
