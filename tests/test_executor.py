@@ -15,13 +15,17 @@ from pydantic import BaseModel
 from agentkit import (
     END,
     Agent,
+    AgentState,
     ConfigError,
     FunctionNode,
     Graph,
     ModelLadder,
+    ModelNode,
     RetryPolicy,
+    Runner,
     RunStore,
     ScriptError,
+    ToolNode,
     ToolSpec,
     tool,
 )
@@ -66,16 +70,41 @@ def test_budget_wind_down_gives_last_step_without_tools(store: RunStore) -> None
     with model:
         result = Agent(model, tools=[add], store=store, max_steps=5).run("count")
     assert result.status == "succeeded" and result.answer == "Best so far: 2"
-    assert seen_tools == [1, 1, 0]
+    # The tools stay in the prompt (its cached prefix is unchanged) but the last turn may
+    # only answer in text.
+    assert seen_tools == [1, 1, 1]
+    assert model.tool_choices == ["auto", "auto", "none"]
     last_prompt = model.requests[-1]
     assert any("last step" in m.content for m in last_prompt)
     assert "budget_warning" in event_types(store, result.run_id)
 
 
-def test_budget_exhausted_returns_partial_result(store: RunStore) -> None:
-    model = ScriptedModel([call("add", a=1, b=1), call("add", a=2, b=2)])
+def test_a_call_with_no_step_left_to_read_its_result_is_not_offered(store: RunStore) -> None:
+    # max_steps=4: a call at step 3 would run at step 4, and no model step would be left to
+    # use its result: step 3 is the model's last chance to answer, so it answers.
+    script = [call("add", a=1, b=1), reply("It is 2.")]
+    model = ScriptedModel(script)
     with model:
-        result = Agent(model, tools=[add], store=store, max_steps=4).run("loop")
+        result = Agent(model, tools=[add], store=store, max_steps=4).run("1 + 1")
+    assert result.status == "succeeded" and result.answer == "It is 2."
+    assert model.tool_choices == ["auto", "none"]
+    assert result.steps == 3
+
+
+def test_budget_exhausted_returns_partial_result(store: RunStore) -> None:
+    # An agent's own loop always keeps a step to answer; a graph whose later nodes spend
+    # the budget ends with it spent, and the run's answer is the last tool result.
+    model = ScriptedModel([call("add", a=2, b=2)])
+    graph: Graph[AgentState] = Graph(AgentState, model=model, max_steps=4)
+    graph.add_node("model", ModelNode(tools=[add]))
+    graph.add_node("tools", ToolNode(tools=[add]))
+    graph.add_node("settle", FunctionNode(lambda state: {}))
+    graph.add_edge("model", "tools")
+    graph.add_edge("tools", "settle")
+    graph.add_conditional_edges("settle", lambda state: "settle", ["settle", END])
+    state = AgentState(messages=[Message.user("loop")])
+    with model:
+        result = asyncio.run(Runner(graph.build(), store=store).arun("loop", state))
     assert result.status == "budget_exhausted" and result.exit_code != 0
     assert result.answer is not None and "4" in result.answer
     assert store.get_run(result.run_id).status == "budget_exhausted"

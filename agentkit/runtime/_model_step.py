@@ -55,25 +55,35 @@ async def run_model_step(ctx: RunContext, state: Any, name: str, node: ModelNode
     tier = turn.choose(ctx.tiers.choose(ladder, step=ctx.step, node=name, hint=node.tier_hint))
     steps_left = (ctx.graph.max_steps - ctx.step) if ctx.graph.max_steps is not None else None
     _warn_budget(turn, steps_left)
-    specs = [] if steps_left == 0 else [tool_spec(t) for t in node.tool_list]
+    specs = [tool_spec(t) for t in node.tool_list]
+    # A call takes a tool step, and its results a model step to read them: with fewer than
+    # two steps after this one, a call could only end the run with its budget spent, so
+    # this is the model's last chance to answer. The tools stay in the prompt (its cached
+    # prefix is unchanged); the turn may only answer in text.
+    final = bool(specs) and steps_left is not None and steps_left <= 1
     sampling = node.sampling
     if ctx.strikes.resample_next:
         sampling = resampled(ctx, sampling)
         ctx.strikes.resample_next = False
-    gen = await _turn_with_reviews(turn, tier, specs, sampling)
+    gen = await _turn_with_reviews(turn, tier, specs, sampling, final)
     # Output filters, before the turn is recorded; a refused turn is redone from here.
-    gen = await screen_output(turn, gen, lambda t: _turn_with_reviews(turn, t, specs, sampling))
+    gen = await screen_output(
+        turn, gen, lambda t: _turn_with_reviews(turn, t, specs, sampling, final)
+    )
     return _accept(turn, state, gen)
 
 
 async def _turn_with_reviews(
-    turn: Turn, tier: int, specs: list[ToolSpec], sampling: Sampling
+    turn: Turn, tier: int, specs: list[ToolSpec], sampling: Sampling, final: bool = False
 ) -> Generation:
     """Generate and get the answer out; below the top tier, let the controller redo a bad
-    turn one tier up."""
+    turn one tier up. A ``final`` turn answers in text with the tools off."""
     ctx, ladder = turn.ctx, turn.ladder
     while True:
-        if specs and ctx.strikes.answer_now_next:
+        if final:
+            text_only = turn.node.tool_choice.model_copy(update={"mode": "none"})
+            gen = await generate(turn, tier, specs, sampling, text_only)
+        elif specs and ctx.strikes.answer_now_next:
             ctx.strikes.answer_now_next = False
             gen = await answer_now(turn, tier, specs, sampling, "a detector strike: answer now")
         else:
@@ -88,7 +98,7 @@ async def _turn_with_reviews(
             gen.tier,
             gen.response,
             invalid_calls=len(gen.invalid),
-            tools_offered=bool(specs),
+            tools_offered=bool(specs) and not final,
             samples=samples,
         )
         if reason is None:
@@ -229,7 +239,7 @@ def _warn_budget(turn: Turn, steps_left: int | None) -> None:
     ctx = turn.ctx
     if steps_left is None or steps_left > ctx.settings.wind_down_steps:
         return
-    if steps_left == 0:
+    if steps_left <= 1:  # see run_model_step: no room left for a call and its reading
         note = (
             "This is your last step: no more tools. Give your final answer now, with what "
             "you have found so far."
