@@ -233,10 +233,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _choice(path: Path | None) -> ToolChoice:
+    """The fitted tool choice from ``path``'s ``tool_choice`` section, else the default.
+
+    The calibration file also holds the ladder policies; until ``python -m bench.calibrate
+    choice`` has run it has no tool-choice section, and the default choice is measured.
+    """
     if path is None:
         return ToolChoice()
     data = json.loads(path.read_text())
-    return ToolChoice(**data.get("tool_choice", data))
+    if "tool_choice" not in data:
+        print(f"{path} has no fitted tool choice: measuring the default", file=sys.stderr)
+        return ToolChoice()
+    return ToolChoice(**data["tool_choice"])
 
 
 def summarize(rows: Sequence[dict[str, Any]], modes: Sequence[str]) -> dict[str, Any]:

@@ -2,16 +2,16 @@
 
     python -m bench.calibrate choice   [--per-category 30]   # BFCL train half -> tool choice
     python -m bench.calibrate policy   [--suite gsm|tasks]   # ladder-SUITE-train.json -> policy
-    python -m bench.calibrate install  # copy the fitted values into the shipped defaults
 
-**Tool choice** (whether a first call is made at all, and whether the system prompt shows an
-example of several calls in one reply): on the BFCL training half (live_simple,
-live_multiple, live_irrelevance, and live_parallel_multiple, so that live_parallel stays
-wholly held out), each case is run through agentkit without and with the example,
-recording the outcome and the decision confidence of the call it made. A floor on that
-confidence (below it, the call is not made and the turn answers in text) then gives every
-case a known outcome (text is right only where no function fits), so the pair (example or
-not, floor) that maximises the mean accuracy over the categories is found by search.
+**Tool choice** (whether a turn makes no call, one, or several): agentkit can ask the model
+how many calls its reply needs and read the answer from the digits' probabilities
+(``ToolChoice.plan``). On the BFCL training half (live_simple, live_multiple,
+live_irrelevance, and live_parallel_multiple, so that live_parallel stays wholly held out)
+each case runs twice, once making one call and once making the plan's count of two or more,
+recording the outcomes, the plan's probabilities and the call's decision confidence. Every
+triple (no-call threshold, several-calls threshold, confidence floor) then has a known
+outcome on every case (a text answer is right only where no function fits), and the triple
+with the best mean accuracy over the categories is found by search.
 
 **Ladder policy**, one per suite: from always-0.5B and always-1.5B runs on the suite's
 training split (``python -m bench.ladder --suite gsm --split train --configs small large``,
@@ -63,70 +63,120 @@ def _save(data: dict[str, Any]) -> None:
 # -- tool choice --------------------------------------------------------------------------------
 
 
+# Two passes over the training cases, both asking the plan question first: "one" makes
+# exactly one call whatever the plan says, "several" always makes as many as the plan's most
+# likely count of two or more. With a text answer for "no call" (right only where no
+# function fits), every threshold pair then has a known outcome on every case.
+PASSES = {
+    "one": ToolChoice(plan="first", no_call_threshold=1.0, several_threshold=1.0),
+    "several": ToolChoice(plan="first", no_call_threshold=1.0, several_threshold=0.0),
+}
+
+
+def choice_cases(per_category: int) -> list[bfcl_data.Case]:
+    """Training cases: ``per_category`` of each category's training half, and all of
+    live_parallel_multiple (no report uses it; it teaches "several")."""
+    cases = []
+    for category in CHOICE_CATEGORIES:
+        pool = bfcl_data.load(category)
+        if category != "live_parallel_multiple":
+            pool = [c for c in pool if c.split == "train"]
+            random.Random(f"calibrate:{category}").shuffle(pool)
+            pool = pool[:per_category]
+        cases += pool
+    return cases
+
+
 def fit_choice(per_category: int) -> dict[str, Any]:
     from .bfcl import AgentkitTurn
 
     check = bfcl_data.checker()
-    cases = []
-    for category in CHOICE_CATEGORIES:
-        pool = [c for c in bfcl_data.load(category) if c.split == "train"]
-        random.Random(f"calibrate:{category}").shuffle(pool)
-        cases += pool[:per_category]
+    cases = choice_cases(per_category)
     records = []
     with tempfile.TemporaryDirectory(prefix="calibrate-") as tmp:
         store = RunStore(Path(tmp) / "runs.db")
-        for example in (False, True):
-            turn = AgentkitTurn(store, ToolChoice(several_example=example))
+        for name, choice in PASSES.items():
+            turn = AgentkitTurn(store, choice)
             for i, case in enumerate(cases, 1):
-                calls, confidence = turn.with_confidence(case)
+                calls, plan = turn.turn(case)
                 ok = check(case, calls)[0]
                 records.append(
                     {
                         "id": case.id,
                         "category": case.category,
-                        "example": example,
+                        "pass": name,
                         "ok": ok,
                         "calls": len(calls),
-                        "confidence": confidence if calls else None,
+                        "confidence": turn.last_confidence if calls else None,
+                        "p_none": None if plan is None else round(1 - plan.probability, 6),
+                        "p_several": None if plan is None else round(plan.several or 0.0, 6),
                     }
                 )
                 print(
-                    f"[example={example} {i}/{len(cases)}] {case.id} ok={ok} "
-                    f"calls={len(calls)} confidence={confidence}",
+                    f"[calibrate {name} {i}/{len(cases)}] {case.id} ok={ok} calls={len(calls)} "
+                    f"p_none={records[-1]['p_none']} p_several={records[-1]['p_several']}",
                     flush=True,
                 )
-    return {"records": records, **_search_choice(records)}
+    return {"records": records, **search_choice(records)}
 
 
-def _accuracy(records: Sequence[dict[str, Any]], floor: float) -> dict[str, float]:
-    """Per category, with first calls below ``floor`` confidence turned into text answers."""
+def _outcomes(
+    records: Sequence[dict[str, Any]], no_call: float, several: float, floor: float
+) -> dict[str, float]:
+    """Per category, the accuracy the thresholds give, read from the two passes' outcomes."""
+    by_pass = {(r["id"], r["pass"]): r for r in records}
     per: dict[str, list[bool]] = {}
     for r in records:
-        declined = r["confidence"] is not None and r["confidence"] < floor
-        ok = (r["category"] == "live_irrelevance") if declined else r["ok"]
-        per.setdefault(r["category"], []).append(bool(ok))
+        if r["pass"] != "one":
+            continue
+        fits_none = r["category"] == "live_irrelevance"
+        if (r["p_none"] or 0.0) >= no_call:
+            ok = fits_none  # answered in text
+        else:
+            made = by_pass.get((r["id"], "several"), r) if (r["p_several"] or 0.0) >= several else r
+            declined = made["confidence"] is not None and made["confidence"] < floor
+            ok = fits_none if declined else bool(made["ok"])
+        per.setdefault(r["category"], []).append(ok)
     return {c: sum(v) / len(v) for c, v in per.items()}
 
 
-def _search_choice(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    scored = []
-    for example in (False, True):
-        mine = [r for r in records if r["example"] == example]
-        seen = sorted({r["confidence"] for r in mine if r["confidence"] is not None})
-        for floor in [0.0, *[(a + b) / 2 for a, b in itertools.pairwise(seen)]]:
-            acc = _accuracy(mine, floor)
-            mean = sum(acc.values()) / len(acc)
-            # ties: no example (a shorter prompt), then the lower floor
-            scored.append((mean, not example, -floor, example, floor, acc))
-    mean, _, _, example, floor, acc = max(scored)
-    plain = [r for r in records if not r["example"]]
+def _midpoints(values: Sequence[float | None], most: int = 40) -> list[float]:
+    """Thresholds between the recorded values (at most ``most`` of them, by quantile)."""
+    seen = sorted({v for v in values if v is not None})
+    mids = [(a + b) / 2 for a, b in itertools.pairwise(seen)]
+    if len(mids) > most:
+        mids = [mids[round(i * (len(mids) - 1) / (most - 1))] for i in range(most)]
+    return mids
+
+
+def search_choice(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The thresholds with the best mean accuracy over the categories on these records.
+
+    Ties go to the choice closest to plain behaviour: fewer declines (a higher no-call
+    threshold), fewer forced extra calls (a higher several threshold), the lower floor.
+    """
+    one = [r for r in records if r["pass"] == "one"]
+    no_calls = [*_midpoints([r["p_none"] for r in one]), 1.0]
+    severals = [*_midpoints([r["p_several"] for r in one]), 1.0]
+    floors = [0.0, *_midpoints([r["confidence"] for r in records], most=12)]
+    best: tuple[Any, ...] | None = None
+    for t0, ts, floor in itertools.product(no_calls, severals, floors):
+        acc = _outcomes(records, t0, ts, floor)
+        key = (round(sum(acc.values()) / len(acc), 9), t0, ts, -floor)
+        if best is None or key > best[0]:
+            best = (key, t0, ts, floor, acc)
+    assert best is not None, "no records to fit the tool choice on"
+    _, t0, ts, floor, acc = best
     return {
         "tool_choice": ToolChoice(
-            min_call_confidence=round(floor, 4), several_example=example
+            plan="first",
+            no_call_threshold=round(t0, 6),
+            several_threshold=round(ts, 6),
+            min_call_confidence=round(floor, 6),
         ).model_dump(exclude={"plan_question"}),
         "train_accuracy": acc,
-        "train_mean_accuracy": mean,
-        "train_accuracy_default": _accuracy(plain, 0.0),
+        "train_mean_accuracy": sum(acc.values()) / len(acc),
+        "train_accuracy_one_call": _outcomes(records, 1.0, 1.0, 0.0),
     }
 
 
