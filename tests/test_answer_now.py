@@ -141,6 +141,43 @@ def test_the_runtime_note_never_leaks_into_the_answer(store: RunStore) -> None:
     assert result.answer == "5"
 
 
+def test_a_reply_that_only_copies_the_note_is_asked_again(store: RunStore) -> None:
+    # The 0.5B answered a held-out chore with the answer-now note word for word; the run
+    # "succeeded" with the runtime's own words as its answer.
+    def parrot(messages: list[Message], tools: object) -> ModelResponse:
+        return ModelResponse(content=messages[-1].content)
+
+    from agentkit.testing import Turn
+
+    model = ScriptedModel(
+        [
+            call("calc", expression="2+3"),
+            call("calc", expression="2+3"),
+            Turn(parrot),
+            reply("5"),
+        ]
+    )
+    with model:
+        result = Agent(model, tools=[calc], store=store).run("2+3?")
+    assert model.tool_choices == ["auto", "auto", "none", "none"]
+    assert result.ok and result.answer == "5"
+
+
+def test_a_run_whose_last_reply_only_copies_notes_has_no_answer(store: RunStore) -> None:
+    def parrot(messages: list[Message], tools: object) -> ModelResponse:
+        return ModelResponse(content=messages[-1].content)
+
+    from agentkit.testing import Turn
+
+    model = ScriptedModel(
+        [call("calc", expression="2+3"), call("calc", expression="2+3"), Turn(parrot), Turn(parrot)]
+    )
+    with model:
+        result = Agent(model, tools=[calc], store=store).run("2+3?")
+    assert result.status == "failed" and result.answer is None
+    assert result.error is not None and "no answer" in result.error
+
+
 def test_answer_now_is_the_first_graded_response_to_a_loop(store: RunStore) -> None:
     global STATUS
     STATUS = iter(["no data"] * 10)

@@ -48,6 +48,7 @@ from ..models._messages import Message, says_nothing
 from ..store._open import open_store
 from ..store._protocol import Store
 from ..store._rows import StepRow
+from ._answer_now import clean_answer
 from ._context import Position, RunContext, Settings, restore_parts
 from ._filtering import screen_task, stopped
 from ._graph import END, CompiledGraph, FunctionNode, ModelNode, Node, ToolNode
@@ -446,7 +447,8 @@ def _ended_empty(state: BaseModel) -> bool:
     if not messages or messages[-1].role != "assistant":
         return False
     last = messages[-1]
-    return says_nothing(last.content) and not last.tool_calls
+    # A reply that only repeats the runtime's own notes to the model says nothing either.
+    return says_nothing(clean_answer(last.content, messages)) and not last.tool_calls
 
 
 def _answer(state: BaseModel, status: str) -> str | None:
@@ -456,8 +458,12 @@ def _answer(state: BaseModel, status: str) -> str | None:
         return answer
     messages: list[Message] = getattr(state, "messages", [])
     for m in reversed(messages):
-        if m.role == "assistant" and m.content.strip() and not m.tool_calls:
-            return m.content.strip()
+        if (
+            m.role == "assistant"
+            and not m.tool_calls
+            and (text := clean_answer(m.content, messages))
+        ):
+            return text
     if status != "succeeded" and messages:
         last = messages[-1]
         if last.content:

@@ -24,7 +24,7 @@ from ..ladder._ladder import ModelLadder
 from ..models._markup import embedded_calls, looks_like_markup
 from ..models._messages import Message, ModelResponse, ToolCall, ToolSpec, Usage
 from ..models._protocol import ChatModel, Sampling, ToolChoice
-from ._answer_now import runtime_note, what_is_known
+from ._answer_now import clean_answer, runtime_note, what_is_known
 from ._condense import condense
 from ._context import RunContext
 from ._graph import ModelNode
@@ -218,7 +218,8 @@ async def answer_now(
     )
     choice = turn.node.tool_choice.model_copy(update={"mode": "none"})
     response, _ = await complete(turn, tier, specs, sampling, choice)
-    if not response.content.strip() or looks_like_markup(response.content):
+    said = clean_answer(response.content, turn.messages)  # the note copied back is no answer
+    if not said or looks_like_markup(response.content):
         response, _ = await complete(turn, tier, specs, sampling, choice)
     return Generation(response, [], tier)
 
