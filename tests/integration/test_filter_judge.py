@@ -37,9 +37,10 @@ def test_choice_logprobs_matches_the_first_generated_token() -> None:
     assert scores[first.token] == pytest.approx(first.logprob, abs=0.05)
     assert scores["zebra crossing"] < scores[first.token]
     # A second call on the same prompt reuses the cache and gives the same numbers, up to
-    # the same rounding (the cached part was evaluated in a batch of another size).
+    # the same rounding (the cached part was evaluated in a batch of another size; on one
+    # 2-core CI machine the two differed by 0.034).
     assert model.choice_logprobs(messages, [first.token]) == pytest.approx(
-        {first.token: scores[first.token]}, abs=0.01
+        {first.token: scores[first.token]}, abs=0.05
     )
 
 
@@ -74,5 +75,7 @@ def test_a_judge_on_the_real_model_screens_a_tool_result(store: RunStore) -> Non
     assert agent_model.requests[1][-1].content == BENIGN
     assert "withheld by filter judge" in agent_model.requests[2][-1].content
     (verdict,) = [e for _, e in store.events(result.run_id) if isinstance(e, FilterVerdict)]
-    assert verdict.verdict == "block" and verdict.score == pytest.approx(p_injected, abs=0.01)
+    # The run's judge call finds the question's prefix cached, the standalone one did not:
+    # the same rounding as above (0.023 apart on one CI machine).
+    assert verdict.verdict == "block" and verdict.score == pytest.approx(p_injected, abs=0.05)
     assert judge.stats.calls == 4 and judge.stats.prompt_tokens > 0
