@@ -84,11 +84,6 @@ class AgentkitTurn:
     def __call__(self, case: Case) -> list[ToolCall]:
         return self.turn(case)[0]
 
-    def with_confidence(self, case: Case) -> tuple[list[ToolCall], float | None]:
-        """The turn's calls and their decision confidence (for bench.calibrate)."""
-        calls, _ = self.turn(case)
-        return calls, self.last_confidence
-
     def turn(self, case: Case) -> tuple[list[ToolCall], Decision | None]:
         """The turn's calls, and the plan it made (if the tool choice asks for one)."""
         tools = [

@@ -120,20 +120,26 @@ def fit_choice(per_category: int) -> dict[str, Any]:
     return {"records": records, **search_choice(records)}
 
 
-def _outcomes(
-    records: Sequence[dict[str, Any]], no_call: float, several: float, floor: float
+def _paired(records: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Each case's "one" record with its "several" record (itself where that is missing)."""
+    several = {r["id"]: r for r in records if r["pass"] == "several"}
+    return [(r, several.get(r["id"], r)) for r in records if r["pass"] == "one"]
+
+
+def _outcomes_of(
+    pairs: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+    no_call: float,
+    several: float,
+    floor: float,
 ) -> dict[str, float]:
     """Per category, the accuracy the thresholds give, read from the two passes' outcomes."""
-    by_pass = {(r["id"], r["pass"]): r for r in records}
     per: dict[str, list[bool]] = {}
-    for r in records:
-        if r["pass"] != "one":
-            continue
+    for r, forced in pairs:
         fits_none = r["category"] == "live_irrelevance"
         if (r["p_none"] or 0.0) >= no_call:
             ok = fits_none  # answered in text
         else:
-            made = by_pass.get((r["id"], "several"), r) if (r["p_several"] or 0.0) >= several else r
+            made = forced if (r["p_several"] or 0.0) >= several else r
             declined = made["confidence"] is not None and made["confidence"] < floor
             ok = fits_none if declined else bool(made["ok"])
         per.setdefault(r["category"], []).append(ok)
@@ -159,9 +165,10 @@ def search_choice(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     no_calls = [*_midpoints([r["p_none"] for r in one]), 1.0]
     severals = [*_midpoints([r["p_several"] for r in one]), 1.0]
     floors = [0.0, *_midpoints([r["confidence"] for r in records], most=12)]
+    pairs = _paired(records)
     best: tuple[Any, ...] | None = None
     for t0, ts, floor in itertools.product(no_calls, severals, floors):
-        acc = _outcomes(records, t0, ts, floor)
+        acc = _outcomes_of(pairs, t0, ts, floor)
         key = (round(sum(acc.values()) / len(acc), 9), t0, ts, -floor)
         if best is None or key > best[0]:
             best = (key, t0, ts, floor, acc)
@@ -176,7 +183,7 @@ def search_choice(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         ).model_dump(exclude={"plan_question"}),
         "train_accuracy": acc,
         "train_mean_accuracy": sum(acc.values()) / len(acc),
-        "train_accuracy_one_call": _outcomes(records, 1.0, 1.0, 0.0),
+        "train_accuracy_one_call": _outcomes_of(pairs, 1.0, 1.0, 0.0),
     }
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "generate",
     "read_markup",
     "resampled",
+    "text_only",
     "tool_spec",
 ]
 
@@ -186,6 +187,12 @@ async def complete(
     return response, tripped
 
 
+def text_only(turn: Turn) -> ToolChoice:
+    """The node's tool choice with the tools off for one turn: they stay in the prompt (the
+    cached prefix is unchanged) and the grammar allows only a plain-text answer."""
+    return turn.node.tool_choice.model_copy(update={"mode": "none"})
+
+
 async def answer_now(
     turn: Turn,
     tier: int,
@@ -216,7 +223,7 @@ async def answer_now(
             + ". Do not call a tool again: reply now with your final answer."
         )
     )
-    choice = turn.node.tool_choice.model_copy(update={"mode": "none"})
+    choice = text_only(turn)
     response, _ = await complete(turn, tier, specs, sampling, choice)
     said = clean_answer(response.content, turn.messages)  # the note copied back is no answer
     if not said or looks_like_markup(response.content):
@@ -244,7 +251,7 @@ async def decline(
         )
     )
     turn.messages.append(runtime_note("Answer in plain text: none of the tools fits this request."))
-    choice = turn.node.tool_choice.model_copy(update={"mode": "none"})
+    choice = text_only(turn)
     response, _ = await complete(turn, tier, specs, sampling, choice)
     return Generation(response, [], tier)
 

@@ -36,6 +36,7 @@ from ._generate import (
     read_markup,
     resampled,
     system_messages,
+    text_only,
     tool_spec,
 )
 from ._graph import ModelNode
@@ -54,13 +55,14 @@ async def run_model_step(ctx: RunContext, state: Any, name: str, node: ModelNode
     turn = Turn(ctx, name, node, ladder, list(state.messages))
     tier = turn.choose(ctx.tiers.choose(ladder, step=ctx.step, node=name, hint=node.tier_hint))
     steps_left = (ctx.graph.max_steps - ctx.step) if ctx.graph.max_steps is not None else None
-    _warn_budget(turn, steps_left)
-    specs = [tool_spec(t) for t in node.tool_list]
     # A call takes a tool step, and its results a model step to read them: with fewer than
     # two steps after this one, a call could only end the run with its budget spent, so
     # this is the model's last chance to answer. The tools stay in the prompt (its cached
     # prefix is unchanged); the turn may only answer in text.
-    final = bool(specs) and steps_left is not None and steps_left <= 1
+    last_chance = steps_left is not None and steps_left <= 1
+    _warn_budget(turn, steps_left, last_chance)
+    specs = [tool_spec(t) for t in node.tool_list]
+    final = bool(specs) and last_chance
     sampling = node.sampling
     if ctx.strikes.resample_next:
         sampling = resampled(ctx, sampling)
@@ -81,8 +83,7 @@ async def _turn_with_reviews(
     ctx, ladder = turn.ctx, turn.ladder
     while True:
         if final:
-            text_only = turn.node.tool_choice.model_copy(update={"mode": "none"})
-            gen = await generate(turn, tier, specs, sampling, text_only)
+            gen = await generate(turn, tier, specs, sampling, text_only(turn))
         elif specs and ctx.strikes.answer_now_next:
             ctx.strikes.answer_now_next = False
             gen = await answer_now(turn, tier, specs, sampling, "a detector strike: answer now")
@@ -234,12 +235,12 @@ def _observe_reply(turn: Turn, response: ModelResponse) -> None:
         turn.stop = carry_out(ctx, action, turn.messages)
 
 
-def _warn_budget(turn: Turn, steps_left: int | None) -> None:
+def _warn_budget(turn: Turn, steps_left: int | None, last_chance: bool) -> None:
     """Tell the model once when few steps remain, and again on its very last step."""
     ctx = turn.ctx
     if steps_left is None or steps_left > ctx.settings.wind_down_steps:
         return
-    if steps_left <= 1:  # see run_model_step: no room left for a call and its reading
+    if last_chance:
         note = (
             "This is your last step: no more tools. Give your final answer now, with what "
             "you have found so far."
